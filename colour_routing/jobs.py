@@ -1,0 +1,209 @@
+"""Background work: site-to-site transfers (transfer queue) and MAM delivery (default queue)."""
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pipeline_project import jobs
+from pipeline_project.fileops.paths import confine
+from pipeline_project.studio.audit import record
+from pipeline_project.studio.services import notify
+
+from . import backends, mam
+from .models import MamAttempt, MediaFile, Route, State, TransferJob
+from .services import site_storage
+
+log = logging.getLogger(__name__)
+
+
+def transfer_file(job_id: int):
+    """Copy the uploaded file to the destination site with the route's backend and verify it
+    against the daemon's hash; the file becomes Transferred only then."""
+    job = TransferJob.objects.select_related("file", "source", "destination").get(pk=job_id)
+    media = job.file
+    if job.status == TransferJob.Status.SUCCEEDED or media.state != State.TRANSFERRING:
+        return
+    route = Route.objects.filter(source=job.source, destination=job.destination).first()
+    source = confine(media.stored_path or media.path, site_storage(job.source))
+    relative = f"incoming/{job.source.code}/{media.path}"
+    target = confine(relative, site_storage(job.destination))
+    TransferJob.objects.filter(pk=job.pk).update(
+        status=TransferJob.Status.RUNNING, attempts=job.attempts + 1, error=""
+    )
+
+    def progress(done, total):
+        TransferJob.objects.filter(pk=job.pk).update(bytes_done=done)
+        jobs.report_progress(done, total, f"{job.backend}: {media.filename}")
+
+    try:
+        backend = backends.make_backend(job.backend, route.options if route else {})
+        if target.exists():
+            from pipeline_project.fileops.hashing import sha256_file
+
+            verified = sha256_file(target)
+            if verified != media.sha256:
+                raise backends.VerificationFailed(
+                    f"A different file is already at {relative}",
+                    expected=media.sha256,
+                    actual=verified,
+                    path=str(target),
+                )
+        else:
+            verified = backend.send(source, target, expected_sha256=media.sha256, progress=progress)
+    except backends.TransientTransferError as exc:
+        TransferJob.objects.filter(pk=job.pk).update(
+            status=TransferJob.Status.RETRYING, error=str(exc)
+        )
+        raise jobs.TransientError(str(exc)) from exc
+    except (backends.TransferError, OSError) as exc:
+        _transfer_failed(job, media, exc)
+        raise
+    with transaction.atomic():
+        locked = MediaFile.objects.select_for_update().get(pk=media.pk)
+        TransferJob.objects.filter(pk=job.pk).update(
+            status=TransferJob.Status.SUCCEEDED,
+            verified_sha256=verified,
+            bytes_done=media.size,
+            finished_at=timezone.now(),
+        )
+        if locked.state == State.TRANSFERRING:
+            locked.state, locked.destination_path, locked.state_reason = (
+                State.TRANSFERRED,
+                relative,
+                "",
+            )
+            locked.save(update_fields=["state", "destination_path", "state_reason", "updated_at"])
+            record(
+                actor=None,
+                verb="colour.file.complete_transfer",
+                target=locked,
+                before={"state": State.TRANSFERRING},
+                after={
+                    "state": State.TRANSFERRED,
+                    "verified_sha256": verified,
+                    "backend": job.backend,
+                },
+            )
+
+
+def _transfer_failed(job, media, exc):
+    detail = f"{type(exc).__name__}: {exc}"
+    TransferJob.objects.filter(pk=job.pk).update(
+        status=TransferJob.Status.FAILED, error=detail, finished_at=timezone.now()
+    )
+    MediaFile.objects.filter(pk=media.pk).update(state_reason=f"Transfer failed: {detail}")
+    record(actor=None, verb="colour.file.transfer_failed", target=media, after={"error": detail})
+    notify(
+        title=f"Transfer of {media.filename} failed",
+        body=detail,
+        roles=["engineer"],
+        url=media.get_absolute_url(),
+        level="error",
+    )
+
+
+def deliver_to_mam(file_id: int):
+    """Deliver to the configured MAM target; every attempt is recorded; failures that may pass
+    are retried with backoff."""
+    media = MediaFile.objects.select_related("site", "destination", "colorist").get(pk=file_id)
+    if media.state != State.IN_PROGRESS:
+        return
+    target = settings.MAM_TARGET or "none"
+    number = media.mam_attempts.count() + 1
+    try:
+        reference, status_code = _deliver(media, target)
+    except mam.WebhookError as exc:
+        MamAttempt.objects.create(
+            file=media, target=target, number=number, status_code=exc.status, detail=str(exc)[:2000]
+        )
+        if exc.transient:
+            MediaFile.objects.filter(pk=media.pk).update(
+                state_reason=f"MAM delivery attempt {number} failed: {exc}. Retrying."
+            )
+            raise jobs.TransientError(str(exc)) from exc
+        _mam_failed(media, str(exc))
+        raise
+    except (OSError, ValueError) as exc:
+        MamAttempt.objects.create(file=media, target=target, number=number, detail=str(exc)[:2000])
+        _mam_failed(media, str(exc))
+        raise
+    MamAttempt.objects.create(
+        file=media,
+        target=target,
+        number=number,
+        ok=True,
+        status_code=status_code,
+        detail=reference[:2000],
+    )
+    with transaction.atomic():
+        locked = MediaFile.objects.select_for_update().get(pk=media.pk)
+        if locked.state != State.IN_PROGRESS:
+            return
+        locked.state, locked.mam_reference, locked.state_reason = (
+            State.DELIVERED_TO_MAM,
+            reference,
+            "",
+        )
+        locked.save(update_fields=["state", "mam_reference", "state_reason", "updated_at"])
+        record(
+            actor=None,
+            verb="colour.file.deliver",
+            target=locked,
+            before={"state": State.IN_PROGRESS},
+            after={"state": State.DELIVERED_TO_MAM, "target": target, "reference": reference},
+        )
+
+
+def _graded_copy(media) -> Path:
+    """The file as it sits where it was graded: the destination site's copy if it travelled."""
+    if media.destination_id and media.destination_path:
+        return confine(media.destination_path, site_storage(media.destination))
+    return confine(media.stored_path or media.path, site_storage(media.site))
+
+
+def _metadata(media) -> dict:
+    return {
+        "id": media.pk,
+        "filename": media.filename,
+        "path": media.path,
+        "site": media.site.code,
+        "graded_at": media.destination.code if media.destination_id else media.site.code,
+        "colorist": media.colorist.username if media.colorist_id else None,
+        "sha256": media.sha256,
+        "size": media.size,
+        "metadata": media.metadata,
+    }
+
+
+def _deliver(media, target) -> tuple[str, int | None]:
+    if target == "folder":
+        folder = Path(settings.MAM_DROP_FOLDER)
+        folder.mkdir(parents=True, exist_ok=True)
+        placed = mam.deliver_to_folder(
+            _graded_copy(media), folder, metadata=_metadata(media), sha256=media.sha256
+        )
+        return str(placed), None
+    if target == "webhook":
+        result = mam.post_webhook(
+            settings.MAM_WEBHOOK_URL,
+            settings.MAM_WEBHOOK_SECRET,
+            {"event": "file.delivered", **_metadata(media)},
+        )
+        return f"webhook {result.status}", result.status
+    return "recorded (no MAM target configured)", None
+
+
+def _mam_failed(media, detail):
+    MediaFile.objects.filter(pk=media.pk).update(state_reason=f"MAM delivery failed: {detail}")
+    record(actor=None, verb="colour.file.mam_failed", target=media, after={"error": detail})
+    notify(
+        title=f"MAM delivery of {media.filename} failed",
+        body=detail,
+        roles=["engineer"],
+        users=[media.colorist] if media.colorist_id else [],
+        url=media.get_absolute_url(),
+        level="error",
+    )

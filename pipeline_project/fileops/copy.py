@@ -1,0 +1,328 @@
+"""Verified copies and safe moves: nothing partial or unverified ever appears under a final name.
+
+copy_verified writes to `.{name}.part-<random>` beside the destination while hashing what it
+writes, fsyncs, re-reads the written file from storage and hashes it again, and only then gives
+it its final name, never replacing an existing file. A killed copy leaves only a `.part-` file,
+which remove_stale_parts deletes before a re-run.
+"""
+
+import contextlib
+import ctypes
+import errno
+import hashlib
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+from ._pipeline import ChunkStream, Progress, advise, libc_function, open_regular
+from .hashing import sha256_fd, sha256_file
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PART_MARK = ".part-"
+_PART_NAME_BYTES = 200
+
+
+class ChecksumMismatch(Exception):
+    """A verified copy found two SHA-256 values that should be equal.
+
+    kind "source": the source did not hash to `expected` (it changed after it was scanned, or
+    while it was copied). kind "destination": what was written did not read back the same.
+    """
+
+    def __init__(self, path, expected, actual, kind, reason=""):
+        self.path, self.expected, self.actual, self.kind = Path(path), expected, actual, kind
+        self.reason = reason or _default_reason(kind)
+        super().__init__(
+            f"{self.path}: {self.reason} (expected sha256 {expected or 'unknown'}, got {actual})"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.path, self.expected, self.actual, self.kind, self.reason)
+
+
+def _default_reason(kind: str) -> str:
+    if kind == "source":
+        return "the source does not match the expected hash; it changed after it was scanned"
+    return "the copy written does not read back the same as the source"
+
+
+def part_prefix(dst) -> str:
+    """Temporary files of copies to `dst` are named `{part_prefix(dst)}<random>`. Long names
+    are cut to 200 bytes so the temporary name stays within the 255-byte limit."""
+    name = Path(dst).name
+    if len(os.fsencode(name)) > _PART_NAME_BYTES:
+        name = os.fsdecode(os.fsencode(name)[:_PART_NAME_BYTES])
+    return f".{name}{_PART_MARK}"
+
+
+def remove_stale_parts(dst) -> list[Path]:
+    """Delete leftover temporary files of earlier, killed copies to `dst`; returns their paths.
+
+    Only call it when no other copy to the same `dst` is running (the job's lock ensures it):
+    a running copy would lose its temporary file and fail (safely, but needlessly).
+    """
+    dst = Path(dst)
+    prefix = part_prefix(dst)
+    removed = []
+    try:
+        entries = list(os.scandir(dst.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def copy_verified(src, dst, expected_sha256=None, progress=None) -> str:
+    """Copy `src` to `dst` and return the SHA-256, verified on both sides.
+
+    - Writes `.{dst.name}.part-<random>` in dst's folder (created if missing), hashing the
+      bytes as they are written, then fsyncs it.
+    - The source hash must equal `expected_sha256` when given, else ChecksumMismatch("source").
+    - The written file is read back from storage (its cached pages dropped first) and hashed;
+      a difference raises ChecksumMismatch("destination").
+    - Only then is it placed under `dst` (never replacing a file: FileExistsError) and the
+      folder fsynced. Source mtime and permission bits are kept.
+    On any failure, including KeyboardInterrupt, the temporary file is removed and nothing
+    exists under `dst`. `progress(phase, done, total)` gets phase "copy" then "verify".
+    """
+    src, dst = Path(src), Path(dst)
+    expected = _normalise_sha256(expected_sha256)
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination already exists", str(dst))
+    src_fd, src_stat = open_regular(src)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _check_free_space(dst.parent, src_stat.st_size)
+        temp, temp_fd = _create_part(dst)
+        try:
+            try:
+                sha256 = _copy_and_verify(
+                    src, src_fd, src_stat, dst, temp, temp_fd, expected, progress
+                )
+            finally:
+                os.close(temp_fd)
+            _place_new(temp, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    finally:
+        os.close(src_fd)
+    with contextlib.suppress(OSError):  # placed by a hard link: drop the temporary name
+        os.unlink(temp)
+    _fsync_dir_or_undo(dst)
+    return sha256
+
+
+def _copy_and_verify(src, src_fd, src_stat, dst, temp, temp_fd, expected, progress) -> str:
+    copied = _copy_hashing(src_fd, temp_fd, _phase(progress, "copy", src_stat.st_size))
+    if expected is not None and copied != expected:
+        raise ChecksumMismatch(src, expected, copied, "source")
+    if expected is None and _changed(src_fd, src_stat):
+        raise ChecksumMismatch(
+            src, None, copied, "source", reason="the source changed while it was being copied"
+        )
+    os.fsync(temp_fd)
+    written = os.fstat(temp_fd)
+    reread = _hash_from_storage(temp, lambda: _phase(progress, "verify", src_stat.st_size))
+    if reread != copied:
+        raise ChecksumMismatch(dst, copied, reread, "destination")
+    if _changed(temp_fd, written):  # a write behind the read-back, which the hash cannot see
+        raise ChecksumMismatch(
+            dst,
+            copied,
+            reread,
+            "destination",
+            reason="the copy was modified while it was read back",
+        )
+    os.fchmod(temp_fd, stat.S_IMODE(src_stat.st_mode) & 0o777)
+    os.utime(temp_fd, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns))
+    return copied
+
+
+def _phase(progress, phase: str, total: int) -> Progress:
+    if progress is None:
+        return Progress()
+    return Progress(lambda done: progress(phase, done, total))
+
+
+def _copy_hashing(src_fd: int, temp_fd: int, meter: Progress) -> str:
+    advise(src_fd, "POSIX_FADV_SEQUENTIAL")
+    digest = hashlib.sha256()
+    meter.start()
+    with ChunkStream(src_fd, write_fd=temp_fd) as chunks:
+        for chunk in chunks:  # already written to temp_fd when it arrives here
+            digest.update(chunk)
+            meter.add(len(chunk))
+    meter.finish()
+    return digest.hexdigest()
+
+
+def _hash_from_storage(path: Path, new_meter) -> str:
+    """Hash the file as storage holds it, not as the page cache remembers it: with O_DIRECT
+    where the filesystem allows it, else after dropping its (fsynced, so clean) cached pages."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct:
+        try:
+            return _hash_opened(path, os.O_RDONLY | os.O_CLOEXEC | direct, new_meter())
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: no direct I/O here (tmpfs, some FUSE/SMB)
+                raise
+    return _hash_opened(path, os.O_RDONLY | os.O_CLOEXEC, new_meter(), drop_cache=True)
+
+
+def _hash_opened(path: Path, flags: int, meter: Progress, drop_cache=False) -> str:
+    fd = os.open(path, flags)
+    try:
+        if drop_cache:
+            advise(fd, "POSIX_FADV_DONTNEED")
+        return sha256_fd(fd, meter)
+    finally:
+        os.close(fd)
+
+
+def _changed(fd: int, before: os.stat_result) -> bool:
+    after = os.fstat(fd)
+    return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+
+
+def _normalise_sha256(value):
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if not _SHA256_HEX.fullmatch(text):
+        raise ValueError(f"expected_sha256 is not a SHA-256 hex digest: {value!r}")
+    return text
+
+
+def _check_free_space(directory: Path, size: int):
+    """Fail at once, not after writing most of a large file, when it cannot fit."""
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return
+    free = info.f_bavail * info.f_frsize
+    if info.f_blocks and info.f_frsize and free < size:  # some network mounts report zeros
+        raise OSError(
+            errno.ENOSPC, f"{size} bytes do not fit in the {free} bytes free", str(directory)
+        )
+
+
+def _create_part(dst: Path) -> tuple[Path, int]:
+    while True:
+        temp = dst.parent / f"{part_prefix(dst)}{secrets.token_hex(6)}"
+        try:
+            # 0600 until verified: nobody reads a half-written file by accident.
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue
+        return temp, fd
+
+
+def _place_new(temp: Path, dst: Path):
+    """Give `temp` the name `dst` atomically, failing with FileExistsError if `dst` exists.
+
+    A hard link is atomic and never replaces; where links are unsupported (some SMB/NFS
+    shares, protected_hardlinks), fall back to renameat2(RENAME_NOREPLACE), then to a rename
+    after checking nothing is there. After a link the caller removes `temp`.
+    """
+    try:
+        os.link(temp, dst)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _LINK_UNSUPPORTED:
+            raise
+    rename_noreplace(temp, dst)
+
+
+_LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+_renameat2 = libc_function(
+    "renameat2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
+)
+
+
+def rename_noreplace(src, dst):
+    """Rename `src` to `dst`, raising FileExistsError instead of replacing an existing `dst`.
+
+    Atomic where the kernel and filesystem support RENAME_NOREPLACE; elsewhere the check and the
+    rename are two steps (the best POSIX offers without hard links).
+    """
+    if _renameat2 is not None:
+        result = _renameat2(
+            _AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination already exists", os.fspath(dst))
+    os.rename(src, dst)
+
+
+def _fsync_dir(directory: Path):
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):  # not supported
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir_or_undo(dst: Path):
+    """Make the new name durable; if that fails, take the name away again and re-raise."""
+    try:
+        _fsync_dir(dst.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise
+
+
+def move_file(src, dst) -> str:
+    """Move the regular file `src` to `dst` (e.g. into quarantine) and return its SHA-256.
+
+    Never replaces an existing `dst` (FileExistsError) and never loses the file: on the same
+    filesystem it is renamed without replacing; across filesystems it is copied with
+    copy_verified and the source removed only once the copy is verified. dst's folder is
+    created if missing.
+    """
+    src, dst = Path(src), Path(dst)
+    info = os.lstat(src)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(src))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination already exists", str(dst))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if os.stat(dst.parent).st_dev == info.st_dev:
+        try:
+            _place_new(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # e.g. a bind mount of the same device
+                raise
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samefile(src, dst):  # placed by a hard link: drop the old name
+                    os.unlink(src)
+            _fsync_dir(dst.parent)
+            _fsync_dir(src.parent)
+            return sha256_file(dst)
+    sha256 = copy_verified(src, dst)
+    os.unlink(src)
+    _fsync_dir(src.parent)
+    return sha256

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class StudioConfig(AppConfig):
+    name = "pipeline_project.studio"
+    label = "studio"
+    verbose_name = "Studio"

@@ -1,0 +1,379 @@
+"""HTTP/1.1 client for the orchestrator's daemon API: one kept-alive connection, pipelined.
+
+Requests are written on the connection as they are ready and the answers read back in order
+whenever they have arrived, without waiting for each in turn (HTTP/1.1 pipelining): the
+worker hashes the next files while the orchestrator answers. http.client can neither pipeline
+nor read without blocking, hence this small client. Every request the worker pipelines is
+idempotent (registration is idempotent on site + path + sha256), so requests left unanswered
+when a connection closes are simply sent again on a new one. Uploads stream the file from disk
+with sendfile(2), in slices, never reading it into memory.
+"""
+
+import contextlib
+import json
+import os
+import re
+import select
+import socket
+import threading
+import time
+
+from . import __version__
+
+IDLE_REUSE = 4.0  # a connection idle longer than this is replaced before an upload
+UPLOAD_SLICE = 8 << 20  # bytes sent between checks for a stop request
+MAX_HEAD = 64 << 10  # of an answer's status line and headers
+MAX_BODY = 1 << 20  # of a JSON answer; a larger one means the URL is not the API
+RECEIVE = 256 << 10
+_TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
+_URL = re.compile(r"(https?)://([^/:\[\]@?#]+|\[[0-9A-Fa-f:.]+\])(?::(\d+))?(/[^?#]*)?", re.I)
+# In the lower-cased header fields of an answer (each line preceded by CRLF):
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked")
+_CONNECTION = re.compile(rb"\r\nconnection:([^\r]*)")
+
+
+class RequestError(Exception):
+    """No usable answer: connection refused or lost, timeout, malformed response."""
+
+
+class Disconnected(RequestError):
+    """The server closed the connection before it answered."""
+
+
+class Stopping(Exception):
+    """The daemon is stopping: the request in progress was abandoned."""
+
+
+class BodyChanged(Exception):
+    """The file being uploaded changed or went away."""
+
+
+class Response:
+    __slots__ = ("body", "keep_alive", "status")
+
+    def __init__(self, status: int, body: bytes, keep_alive: bool = True):
+        self.status, self.body, self.keep_alive = status, body, keep_alive
+
+    def json(self) -> dict:
+        """The decoded JSON body, or {"detail": text} when it is not a JSON object."""
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            text = self.body.decode("utf-8", "replace")
+            if title := _TITLE.search(text):  # an HTML error page: its title says enough
+                text = f"(HTML) {title.group(1)}"
+            return {"detail": " ".join(text.split())[:200] or "(empty answer)"}
+        return value if isinstance(value, dict) else {"detail": value}
+
+    @property
+    def detail(self) -> str:
+        body = self.json()
+        if "detail" in body:
+            return str(body["detail"])
+        return json.dumps(body)[:300]  # e.g. DRF field errors: {"path": ["..."]}
+
+
+class Client:
+    def __init__(self, url: str, api_key: str, *, timeout: float = 60.0):
+        match = _URL.fullmatch(url)
+        if not match:
+            raise ValueError(f"orchestrator URL must be http(s)://host[:port][/prefix]: {url!r}")
+        scheme, host, port, prefix = match.groups()
+        if not api_key.isascii() or not api_key.isprintable():
+            raise ValueError("the API key must be printable ASCII")
+        self.url = url
+        self._https = scheme.lower() == "https"
+        self._host = host.strip("[]")  # IPv6 literals come in brackets
+        self._port = int(port) if port else (443 if self._https else 80)
+        self._prefix = (prefix or "").rstrip("/")
+        self._head = (
+            f"Host: {host}{':' + port if port else ''}\r\n"
+            f"X-API-Key: {api_key}\r\n"
+            f"User-Agent: sitedaemon/{__version__}\r\n"
+            "Accept: application/json\r\n"
+        ).encode("ascii")
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+        self.answered = 0  # answers received on the current connection
+        self._used = 0.0  # monotonic time of the last answer
+        self._lock = threading.Lock()  # guards _sock against abort() from another thread
+        self._aborted = False
+
+    # --- connection ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def fileno(self) -> int:
+        return self._sock.fileno() if self._sock is not None else -1
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            if self._aborted:
+                raise Stopping
+            sock = socket.create_connection((self._host, self._port), timeout=self.timeout)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._https:
+                    import ssl  # only when needed: slow to import
+
+                    sock = ssl.create_default_context().wrap_socket(
+                        sock, server_hostname=self._host
+                    )
+            except BaseException:
+                sock.close()
+                raise
+            with self._lock:
+                if self._aborted:
+                    sock.close()
+                    raise Stopping
+                self._sock = sock
+            self._buffer.clear()
+            self.answered = 0
+            self._used = time.monotonic()
+        return self._sock
+
+    def close(self):
+        with self._lock:
+            sock, self._sock = self._sock, None
+        self._buffer.clear()
+        if sock is not None:
+            sock.close()
+
+    def abort(self):
+        """From another thread: make the request in progress fail now, and any later one."""
+        with self._lock:
+            self._aborted = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def _failed(self, exc: BaseException):
+        """Close the connection and raise what the caller handles."""
+        self.close()
+        if self._aborted:
+            raise Stopping from None
+        if isinstance(exc, RequestError):
+            raise exc
+        raise RequestError(_describe(exc)) from None
+
+    # --- pipelined JSON requests -------------------------------------------------------------
+
+    def json_head(self, path: str) -> bytes:
+        """The start of a JSON POST to `path`, up to "Content-Length: "; a request is
+        head + b"%d\r\n\r\n%s" % (len(body), body)."""
+        return b"POST %s HTTP/1.1\r\n%sContent-Type: application/json\r\nContent-Length: " % (
+            self._target(path),
+            self._head,
+        )
+
+    def json_request(self, path: str, payload) -> bytes:
+        """The bytes of a POST of `payload` as JSON to `path`, to pass to send()."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return (
+            b"POST %s HTTP/1.1\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (
+                self._target(path),
+                self._head,
+                len(body),
+                body,
+            )
+        )
+
+    def send(self, requests: list[bytes]):
+        """Write requests on the connection (opened if needed); the answers come from
+        receive(), in the same order."""
+        try:
+            self._connect().sendall(b"".join(requests))
+        except (OSError, ValueError) as exc:
+            self._failed(exc)
+
+    def receive(self, timeout: float) -> list[Response]:
+        """The answers that have arrived, waiting up to `timeout` seconds for the first one
+        (0: only those already here). RequestError when the connection failed."""
+        try:
+            answers = self._parse()
+            deadline = time.monotonic() + timeout
+            while not answers:
+                sock = self._sock
+                if sock is None:
+                    raise Disconnected("not connected")
+                pending = getattr(sock, "pending", None)  # TLS: decrypted bytes held back
+                if not (pending and pending()):
+                    left = deadline - time.monotonic()
+                    if not select.select([sock], [], [], max(left, 0))[0]:
+                        if left > 0:
+                            continue
+                        if timeout >= self.timeout:
+                            raise RequestError("timed out")
+                        return []
+                data = sock.recv(RECEIVE)
+                if not data:
+                    raise Disconnected("the orchestrator closed the connection without answering")
+                self._buffer += data
+                answers = self._parse()
+        except (OSError, ValueError) as exc:
+            self._failed(exc)
+        except RequestError as exc:
+            self._failed(exc)
+        if answers:
+            self.answered += len(answers)
+            self._used = time.monotonic()
+            if not answers[-1].keep_alive:
+                self.close()  # the server said so; what was not answered must be sent again
+        return answers
+
+    def post_json(self, path: str, payload) -> Response:
+        """One request, waiting for its answer (nothing else may be in flight)."""
+        for attempt in (1, 2):
+            reused = self.connected
+            try:
+                self.send([self.json_request(path, payload)])
+                return self.receive(self.timeout)[0]
+            except (Disconnected, RequestError) as exc:
+                # A kept-alive connection the server closed meanwhile: once more, on a new one.
+                if attempt == 2 or not reused or not isinstance(exc, Disconnected):
+                    raise
+        raise AssertionError  # unreachable
+
+    def _parse(self) -> list[Response]:
+        """Complete answers at the front of the buffer, removed from it."""
+        answers, buffer, start = [], self._buffer, 0
+        while True:
+            end_of_head = buffer.find(b"\r\n\r\n", start)
+            if end_of_head < 0:
+                if len(buffer) - start > MAX_HEAD:
+                    raise RequestError("malformed answer: headers too long")
+                break
+            head = bytes(buffer[start:end_of_head])
+            status_line, _, fields = head.partition(b"\r\n")
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise RequestError(f"not an HTTP answer: {status_line[:80]!r}")
+            status = int(parts[1])
+            body_start = end_of_head + 4
+            if 100 <= status < 200:
+                start = body_start
+                continue
+            fields = b"\r\n" + fields.lower()
+            match = _CONNECTION.search(fields)
+            connection = match.group(1) if match else b""
+            if parts[0] == b"HTTP/1.0":
+                keep_alive = b"keep-alive" in connection
+            else:
+                keep_alive = b"close" not in connection
+            if _CHUNKED.search(fields):
+                decoded = _dechunk(buffer, body_start)
+                if decoded is None:
+                    break
+                body, end = decoded
+            elif match := _LENGTH.search(fields):
+                length = int(match.group(1))
+                if length > MAX_BODY:
+                    raise RequestError(f"answer of {length} bytes: is the URL the API?")
+                end = body_start + length
+                if len(buffer) < end:
+                    break
+                body = bytes(buffer[body_start:end])
+            elif status in (204, 304):
+                body, end = b"", body_start
+            else:
+                raise RequestError("answer without a length (not supported)")
+            answers.append(Response(status, body, keep_alive))
+            start = end
+            if not keep_alive:
+                break
+        if start:
+            del buffer[:start]
+        return answers
+
+    def _target(self, path: str) -> bytes:
+        return (self._prefix + path).encode("ascii")
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    def upload(
+        self, path: str, file_path: str, size: int, mtime_ns: int, sha256: str, should_stop
+    ) -> Response:
+        """POST the file's bytes (exactly `size` of them) to `path` as the body, and wait for
+        the answer; nothing else may be in flight.
+
+        BodyChanged when the file no longer has `size` and `mtime_ns`, or is shorter than
+        `size` by the time its end is sent.
+        """
+        try:
+            fd = os.open(file_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise BodyChanged(f"cannot open it: {exc.strerror or exc}") from None
+        with open(fd, "rb", buffering=0) as file:
+            info = os.fstat(fd)
+            if info.st_size != size or info.st_mtime_ns != mtime_ns:
+                raise BodyChanged("it changed since it was hashed")
+            if self._sock is not None and time.monotonic() - self._used > IDLE_REUSE:
+                self.close()  # do not stream a large body into a connection closed meanwhile
+            try:
+                return self._upload(path, file, size, sha256, should_stop)
+            except (Stopping, BodyChanged):
+                self.close()
+                raise
+            except (OSError, ValueError, RequestError) as exc:
+                self._failed(exc)
+                raise AssertionError from None  # unreachable: _failed raises
+
+    def _upload(self, path, file, size, sha256, should_stop) -> Response:
+        sock = self._connect()
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\n%sContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\nX-Content-SHA256: %s\r\n\r\n"
+            % (self._target(path), self._head, size, sha256.encode("ascii"))
+        )
+        offset = 0
+        try:
+            while offset < size:
+                if should_stop():
+                    raise Stopping
+                sent = sock.sendfile(file, offset, min(UPLOAD_SLICE, size - offset))
+                if sent == 0:
+                    raise BodyChanged("it became shorter while it was uploaded")
+                offset += sent
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may have answered early (e.g. 401 or 413) and closed: read that.
+            answers = self.receive(2.0)
+            if not answers:
+                raise
+            self.close()
+            return answers[0]
+        # The server verifies (and syncs) the whole file before it answers.
+        return self.receive(self.timeout + size / 20e6)[0]
+
+
+def _dechunk(buffer: bytearray, start: int):
+    """(body, end) of a chunked body starting at `start`, or None when incomplete."""
+    chunks, position, total = [], start, 0
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[position:line_end]).split(b";", 1)[0].strip(), 16)
+        position = line_end + 2
+        if size == 0:
+            end = buffer.find(b"\r\n\r\n", position - 2)  # after any trailers
+            return (b"".join(chunks), end + 4) if end >= 0 else None
+        total += size
+        if total > MAX_BODY:
+            raise RequestError("answer too large: is the URL the API?")
+        if len(buffer) < position + size + 2:
+            return None
+        chunks.append(bytes(buffer[position : position + size]))
+        position += size + 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
