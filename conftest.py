@@ -39,7 +39,10 @@ def redis_url():
     import redis
 
     parts = urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-    url = urlunsplit(parts._replace(path=f"/{os.environ.get('REDIS_TEST_DB', '15')}"))
+    # One database per xdist worker, so parallel runs never flush each other's queues.
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    db = int(os.environ.get("REDIS_TEST_DB", "15")) - worker
+    url = urlunsplit(parts._replace(path=f"/{db}"))
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
     except redis.RedisError as exc:

@@ -229,7 +229,9 @@ def allowed_actions(media, user) -> list[tuple[str, str]]:
 def _begin(media: MediaFile, by, action: str):
     """Lock the row and check state and role; returns (locked row, role)."""
     locked = (
-        MediaFile.objects.select_for_update().select_related("site", "destination").get(pk=media.pk)
+        MediaFile.objects.select_for_update(of=("self",))
+        .select_related("site", "destination")
+        .get(pk=media.pk)
     )
     states, _, roles = ALLOWED_TRANSITIONS[action]
     if locked.state not in states:

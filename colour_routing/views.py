@@ -34,7 +34,9 @@ def dashboard(request):
     context = {
         "stats": figures,
         "bars": _bars(figures["throughput"]),
-        "state_rows": [(value, label, figures["per_state"][value]) for value, label in State.choices],
+        "state_rows": [
+            (value, label, figures["per_state"][value]) for value, label in State.choices
+        ],
         "sites": Site.objects.all(),
         "recent": audit_events()[:12],
         "my_files": MediaFile.objects.filter(colorist=request.user).exclude(
