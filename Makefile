@@ -34,7 +34,11 @@ run: $(BIN)/.installed
 	DEBUG=1 $(PY) manage.py seed_demo
 	@echo ""
 	@echo "  Studio Pipeline is starting on http://$(HOST):$(PORT)/"
-	@echo "  Log in as admin1 / admin123 (all dev logins: README.md, 'Dev logins')."
+	@echo "  Dev logins (username / password):"
+	@echo "    admin1 / admin123         artist1, artist2 / artist123    teamlead1 / teamlead123"
+	@echo "    supervisor1 / super123    producer1 / producer123         datateam1 / data123"
+	@echo "    it1 / it123               colorist1, colorist2 / colorist123"
+	@echo "    engineer1 / engineer123   readonly1 / readonly123"
 	@echo "  Embedded defaults: SQLite (var/db.sqlite3), jobs run inline. Ctrl-C stops."
 	@echo ""
 	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)

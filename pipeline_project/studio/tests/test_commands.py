@@ -78,6 +78,8 @@ def test_dev_reset_db_refuses_with_debug_off(settings):
     call_command("seed_demo", force=True)
     with pytest.raises(CommandError, match="DEBUG off"):
         call_command("dev_reset_db", yes=True)
+    with pytest.raises(TypeError, match="force"):  # there is no override to wipe production
+        call_command("dev_reset_db", yes=True, force=True)
     assert Project.objects.exists()
 
 

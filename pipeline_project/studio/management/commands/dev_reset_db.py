@@ -14,10 +14,10 @@ class Command(BaseCommand):
             "--yes", action="store_true", help="Confirm that every row is to be deleted."
         )
         parser.add_argument("--seed", action="store_true", help="Run seed_demo afterwards.")
-        parser.add_argument("--force", action="store_true", help="Run even with DEBUG off.")
 
-    def handle(self, *args, yes=False, seed=False, force=False, **options):
-        if not settings.DEBUG and not force:
+    def handle(self, *args, yes=False, seed=False, **options):
+        # No override: a production database is never wiped by this command.
+        if not settings.DEBUG:
             raise CommandError("dev_reset_db refuses to run with DEBUG off: it deletes every row.")
         if not yes:
             raise CommandError(
@@ -29,4 +29,4 @@ class Command(BaseCommand):
         ensure_role_groups()
         self.stdout.write(self.style.SUCCESS("All data deleted; schema and roles kept."))
         if seed:
-            call_command("seed_demo", force=force, stdout=self.stdout)
+            call_command("seed_demo", stdout=self.stdout)
