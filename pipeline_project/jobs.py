@@ -104,6 +104,7 @@ def execute(run_id: str, func_path: str, args, kwargs):
     JobRun.objects.filter(pk=run_id).update(
         status=JobRun.Status.RUNNING,
         started_at=timezone.now(),
+        updated_at=timezone.now(),
         error="",
         attempts=_attempt_number(run_id),
     )
@@ -135,21 +136,16 @@ def _record_failure(run_id, exc):
 
     job = get_current_job()
     # RQ's synchronous (inline) mode never retries: say failed rather than wait forever.
-    will_retry = (
-        isinstance(exc, TransientError)
-        and job is not None
-        and job.should_retry
-        and not settings.JOBS_INLINE
-    )
-    if job is not None and not will_retry:
+    retrying = isinstance(exc, TransientError) and will_retry()
+    if job is not None and not retrying:
         job.retries_left = 0  # only transient faults are retried
     detail = f"{type(exc).__name__}: {exc}"
-    log.warning("job %s %s: %s", run_id, "will retry" if will_retry else "failed", detail)
+    log.warning("job %s %s: %s", run_id, "will retry" if retrying else "failed", detail)
     JobRun.objects.filter(pk=run_id).update(
-        status=JobRun.Status.RETRYING if will_retry else JobRun.Status.FAILED,
-        error=detail if will_retry else f"{detail}\n\n{traceback.format_exc(limit=8)}",
-        message=f"{'Retrying after' if will_retry else 'Failed:'} {exc}"[:500],
-        finished_at=None if will_retry else timezone.now(),
+        status=JobRun.Status.RETRYING if retrying else JobRun.Status.FAILED,
+        error=detail if retrying else f"{detail}\n\n{traceback.format_exc(limit=8)}",
+        message=f"{'Retrying after' if retrying else 'Failed:'} {exc}"[:500],
+        finished_at=None if retrying else timezone.now(),
     )
 
 
@@ -174,6 +170,32 @@ def report_progress(done: int, total: int | None = None, message: str = "", *, f
     if message:
         fields["message"] = message[:500]
     JobRun.objects.filter(pk=state["id"]).update(**fields)
+
+
+def earlier_live_run(target):
+    """Another run of the current job's function on `target` that started before this one and is
+    still alive, or None. Call it with `target`'s row locked: of two runs of the same work,
+    the later one then always sees the earlier and steps aside (the one copy never races)."""
+    from django.db.models import Q
+
+    from pipeline_project.studio.models import JobRun
+
+    state = _current_run.get()
+    if state is None:
+        return None
+    me = JobRun.objects.get(pk=state["id"])
+    return (
+        JobRun.objects.alive_for(target, me.func)
+        .exclude(pk=me.pk)
+        .filter(Q(started_at__lt=me.started_at) | Q(started_at=me.started_at, pk__lt=me.pk))
+        .first()
+    )
+
+
+def will_retry() -> bool:
+    """Whether RQ will run the current job again if it raises TransientError now."""
+    job = get_current_job()
+    return bool(job is not None and job.should_retry and not settings.JOBS_INLINE)
 
 
 def current_run_id() -> str | None:

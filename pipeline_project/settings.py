@@ -256,6 +256,9 @@ TRANSFERS_ALLOW_SELF_APPROVAL = env_bool("TRANSFERS_ALLOW_SELF_APPROVAL", False)
 TRANSFERS_MAX_UPLOAD_MB = env_int("TRANSFERS_MAX_UPLOAD_MB", 20 * 1024)
 # First delay before a failed scan (clamd unreachable) is retried; it doubles each time.
 SCAN_RETRY_FIRST_DELAY = env_int("SCAN_RETRY_FIRST_DELAY", 15)
+# A running job that has written no progress for this long is taken for dead (its worker was
+# killed): the same work may then be started again. Live jobs write progress every second or so.
+JOB_STALE_AFTER = env_int("JOB_STALE_AFTER", 300)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 

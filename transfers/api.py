@@ -246,5 +246,9 @@ ACTIONS = {
         lambda t, u, d: services.transfer_start_transfer(transfer=t, by=u),
         "Start or re-run the verified copy to production (IT).",
     ),
+    "retry-delivery": (
+        lambda t, u, d: services.transfer_retry_delivery(transfer=t, by=u),
+        "Run the delivery (ShotGrid Version, artist notified) again after it failed (IT).",
+    ),
 }
 action_views = {name: _action(name, call, doc) for name, (call, doc) in ACTIONS.items()}

@@ -75,12 +75,41 @@ def _fail(transfer_id, status, verb, reason, roles) -> TransferFailed:
     return TransferFailed(reason)
 
 
+def _another_run_is_working(transfer) -> bool:
+    """True when an earlier run of this same job is still at work on the request: two scans or
+    two copies of one request never interleave (a rescan or re-run while one is alive waits)."""
+    with transaction.atomic():
+        locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
+        other = jobs.earlier_live_run(locked)
+    if other is not None:
+        log.info("%s: run %s is still at work; this run steps aside", transfer.reference, other.pk)
+        jobs.report_progress(0, 0, f"Stepped aside: run {other.pk} is still working", force=True)
+    return other is not None
+
+
+def _check_cleared(transfer):
+    """Refuse to copy anything that has no manifest hash or was not cleared by the scan."""
+    cleared = (FileStatus.CLEAN, FileStatus.OVERRIDDEN)
+    for file in transfer.files.all():
+        if file.scan_status not in cleared or len(file.sha256) != 64:
+            raise _fail(
+                transfer.pk,
+                Status.FAILED,
+                "transfer_failed",
+                f"{file.path} is {file.get_scan_status_display().lower()} and has no verified "
+                "manifest hash: nothing was copied. Rescan the request first.",
+                ["it", "data_team"],
+            )
+
+
 # --- scan ---------------------------------------------------------------------------------------
 def scan_transfer(transfer_id: int):
     """Hash every file (the manifest) and scan it with clamd, then decide the outcome."""
     transfer = Transfer.objects.get(pk=transfer_id)
     if transfer.status not in (Status.APPROVED, Status.SCANNING, Status.SCAN_ERROR):
         log.info("scan of %s skipped: it is %s", transfer.reference, transfer.status)
+        return
+    if _another_run_is_working(transfer):
         return
     transfer = _set_status(
         transfer_id,
@@ -128,6 +157,16 @@ def _scan_one(transfer, file, staging, address, progress):
             f"{file.path} is no longer in the staging area.",
             ["data_team"],
         )
+    size = path.stat().st_size
+    if size != file.size:
+        raise _fail(
+            transfer.pk,
+            Status.SCAN_ERROR,
+            "scan_failed",
+            f"{file.path} changed after it was approved: {size} bytes now, {file.size} bytes "
+            "when requested. It was not scanned; the artist must submit it again.",
+            ["data_team"],
+        )
     sha256 = sha256_file(path, progress=progress)
     if address.is_configured():
         result = scan_file(path, address)
@@ -142,6 +181,15 @@ def _scan_one(transfer, file, staging, address, progress):
         TransferFile.objects.filter(pk=file.pk).update(
             scan_status=FileStatus.ERROR, scan_detail=result.detail[:500]
         )
+        if not jobs.will_retry():
+            raise _fail(
+                transfer.pk,
+                Status.SCAN_ERROR,
+                "scan_error",
+                f"Scan error on {file.path}: {result.detail}. Gave up retrying; nothing was "
+                "passed. Rescan once clamd answers.",
+                ["data_team"],
+            )
         _set_status(
             transfer.pk,
             Status.SCAN_ERROR,
@@ -149,6 +197,16 @@ def _scan_one(transfer, file, staging, address, progress):
             reason=f"Scan error on {file.path}: {result.detail}. Retrying.",
         )
         raise jobs.TransientError(result.detail)
+    if result.sha256 and result.sha256 != sha256:
+        # clamd read other bytes than the manifest hash: the file changed between the two reads.
+        raise _fail(
+            transfer.pk,
+            Status.SCAN_ERROR,
+            "scan_failed",
+            f"{file.path} changed while it was scanned (manifest sha256 {sha256}, scanned "
+            f"sha256 {result.sha256}). Nothing was passed; rescan once staging is stable.",
+            ["data_team"],
+        )
     TransferFile.objects.filter(pk=file.pk).update(
         sha256=sha256,
         scan_status=result.status,
@@ -216,6 +274,9 @@ def copy_transfer(transfer_id: int):
     if transfer.status != Status.TRANSFERRING:
         log.info("copy of %s skipped: it is %s", transfer.reference, transfer.status)
         return
+    if _another_run_is_working(transfer):
+        return
+    _check_cleared(transfer)
     staging, production = _root("STAGING_ROOT"), _root("PRODUCTION_ROOT")
     todo = [f for f in transfer.files.all() if not f.is_verified()]
     total, done = sum(f.size for f in todo), 0
@@ -229,14 +290,7 @@ def copy_transfer(transfer_id: int):
             transfer_id, Status.TRANSFERRED, verb="transferred", expect=(Status.TRANSFERRING,)
         )
         if locked.status == Status.TRANSFERRED:
-            jobs.enqueue(
-                deliver_transfer,
-                locked.pk,
-                queue="default",
-                name=f"Deliver {locked.reference}",
-                target=locked,
-                retry=jobs.backoff(5, first=30),
-            )
+            services.enqueue_delivery(locked)
 
 
 def _copy_one(transfer, file, staging, production, message, base, total):
@@ -309,7 +363,14 @@ def deliver_transfer(transfer_id: int):
     transfer = Transfer.objects.select_related("project", "shot", "asset").get(pk=transfer_id)
     if transfer.status != Status.TRANSFERRED:
         return
-    version_id = transfer.shotgrid_version_id or _create_version(transfer)
+    try:
+        version_id = transfer.shotgrid_version_id or _create_version(transfer)
+    except jobs.TransientError as exc:
+        if jobs.will_retry():
+            raise
+        raise _delivery_failed(transfer, f"{exc}; gave up retrying") from exc
+    except Exception as exc:
+        raise _delivery_failed(transfer, f"{type(exc).__name__}: {exc}") from exc
     with transaction.atomic():
         locked = Transfer.objects.select_for_update().get(pk=transfer_id)
         if locked.status != Status.TRANSFERRED:
@@ -334,6 +395,21 @@ def deliver_transfer(transfer_id: int):
             users=[locked.created_by],
             url=locked.get_absolute_url(),
         )
+
+
+def _delivery_failed(transfer, why) -> TransferFailed:
+    """The files stay verified in production; the request waits in Transferred for IT."""
+    reason = f"The ShotGrid Version could not be created ({why}). IT may retry the delivery."
+    Transfer.objects.filter(pk=transfer.pk).update(status_reason=reason[:1000])
+    record(actor=None, verb="transfer.delivery_failed", target=transfer, after={"reason": reason})
+    notify(
+        title=f"{transfer.reference}: delivery failed",
+        body=reason,
+        roles=["it"],
+        url=transfer.get_absolute_url(),
+        level="error",
+    )
+    return TransferFailed(reason)
 
 
 def _create_version(transfer) -> int | None:

@@ -71,6 +71,8 @@ ALLOWED_TRANSITIONS = {
     # From Transferring too: a worker that died mid-copy leaves it there; a re-run skips
     # files already verified and never overwrites.
     "start_transfer": ((Status.SCANNED, Status.TRANSFERRING, Status.FAILED), ("it",)),
+    # The files are verified in production but the ShotGrid Version could not be made.
+    "retry_delivery": ((Status.TRANSFERRED,), ("it",)),
 }
 ACTION_LABELS = {
     "submit": "Submit for approval",
@@ -82,6 +84,7 @@ ACTION_LABELS = {
     "rescan": "Rescan",
     "override_unscanned": "Override unscanned files",
     "start_transfer": "Start transfer",
+    "retry_delivery": "Retry delivery",
 }
 
 

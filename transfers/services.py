@@ -13,6 +13,7 @@ from django.utils import timezone
 from pipeline_project import jobs
 from pipeline_project.errors import Conflict, DomainError, IllegalTransition, RoleRequired
 from pipeline_project.studio.audit import record
+from pipeline_project.studio.models import JobRun
 from pipeline_project.studio.services import notify
 
 from . import staging
@@ -85,6 +86,11 @@ def _check(locked: Transfer, seen_status: str, user, action: str) -> str:
             f"“{ACTION_LABELS[action]}” is not possible now."
         )
     role = acting_role(locked, user, action)
+    if role is None and action in ("approve", "reject"):
+        # The request moved on from the user's own stage a moment ago: say who decided it.
+        decided = _decided_stage_of(locked, user)
+        if decided is not None:
+            raise IllegalTransition(_overtaken_message(locked, decided))
     if role is None:
         needed = STAGE_ROLE.get(locked.status) if action in ("approve", "reject") else None
         who = needed or " or ".join(r.replace("owner", "the requesting artist") for r in roles)
@@ -92,9 +98,20 @@ def _check(locked: Transfer, seen_status: str, user, action: str) -> str:
     return role
 
 
+def _decided_stage_of(locked: Transfer, user) -> str | None:
+    """A stage of this round that the user's role decides and that is already decided."""
+    stages = [stage for stage, role in STAGE_ROLE.items() if user.has_role(role)]
+    decision = (
+        Approval.objects.filter(transfer=locked, round=locked.round, stage__in=stages)
+        .order_by("-created_at")
+        .first()
+    )
+    return decision.stage if decision is not None else None
+
+
 def _overtaken_message(locked: Transfer, seen_status: str) -> str:
     decision = (
-        Approval.objects.filter(transfer=locked, stage=seen_status)
+        Approval.objects.filter(transfer=locked, stage=seen_status, round=locked.round)
         .select_related("decided_by")
         .order_by("-created_at")
         .first()
@@ -435,6 +452,7 @@ def transfer_rescan(*, transfer, by) -> Transfer:
     with transaction.atomic():
         locked = _lock(transfer)
         role = _check(locked, transfer.status, by, "rescan")
+        _refuse_while_alive(locked, "transfers.jobs.scan_transfer", "A scan")
         before = locked.status
         locked.status, locked.status_reason = Status.APPROVED, ""
         _save(locked, "status_reason")
@@ -472,8 +490,44 @@ def transfer_start_transfer(*, transfer, by) -> Transfer:
     with transaction.atomic():
         locked = _lock(transfer)
         role = _check(locked, transfer.status, by, "start_transfer")
+        _refuse_while_alive(locked, "transfers.jobs.copy_transfer", "The copy")
         _begin_copy(locked, by, role)
     return locked
+
+
+def transfer_retry_delivery(*, transfer, by) -> Transfer:
+    """IT runs the delivery again: the files are verified in production, the Version is not."""
+    with transaction.atomic():
+        locked = _lock(transfer)
+        role = _check(locked, transfer.status, by, "retry_delivery")
+        _refuse_while_alive(locked, "transfers.jobs.deliver_transfer", "The delivery")
+        locked.status_reason = ""
+        _save(locked, "status_reason")
+        _audit(locked, by, "delivery_retried", locked.status, acting_as=role)
+        enqueue_delivery(locked, by)
+    return locked
+
+
+def enqueue_delivery(transfer, by=None):
+    from .jobs import deliver_transfer
+
+    jobs.enqueue(
+        deliver_transfer,
+        transfer.pk,
+        queue="default",
+        name=f"Deliver {transfer.reference}",
+        user=by,
+        target=transfer,
+        retry=jobs.backoff(5, first=30),
+    )
+
+
+def _refuse_while_alive(locked, func, what):
+    """A re-run is for work whose worker died; while a run is alive it would only race it."""
+    if JobRun.objects.alive_for(locked, func).exists():
+        raise Conflict(
+            f"{what} of {locked.reference} is still running; wait for it to finish or fail."
+        )
 
 
 def _begin_copy(locked, by, role):

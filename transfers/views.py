@@ -136,12 +136,22 @@ def transfer_detail(request, reference):
         "events": events_for(transfer).order_by("created_at"),
         "approvals": transfer.approvals.select_related("decided_by"),
         "actions": services.allowed_actions(transfer, request.user),
-        "run": _current_run(transfer),
-        "live": transfer.status in LIVE,
+        **_live(transfer),
         "comment_form": CommentForm(),
         "reason_form": ReasonForm(),
     }
     return render(request, "transfers/detail.html", context)
+
+
+def _live(transfer):
+    """The latest job on the request, and whether the page should keep polling: only while that
+    job is queued, running or waiting to retry, in a state where work goes on."""
+    run = _current_run(transfer)
+    active = (JobRun.Status.QUEUED, JobRun.Status.RUNNING, JobRun.Status.RETRYING)
+    return {
+        "run": run,
+        "live": transfer.status in LIVE and run is not None and run.status in active,
+    }
 
 
 def _current_run(transfer):
@@ -158,8 +168,7 @@ def transfer_progress(request, reference):
     transfer = get_transfer_for_user(request.user, reference)
     context = {
         "transfer": transfer,
-        "run": _current_run(transfer),
-        "live": transfer.status in LIVE,
+        **_live(transfer),
         "files": transfer.files.all(),
     }
     return render(request, "transfers/detail.html#live", context)
@@ -180,6 +189,7 @@ ACTIONS = {
         transfer=t, by=u, reason=p.get("reason", "")
     ),
     "start_transfer": lambda t, u, p: services.transfer_start_transfer(transfer=t, by=u),
+    "retry_delivery": lambda t, u, p: services.transfer_retry_delivery(transfer=t, by=u),
 }
 
 

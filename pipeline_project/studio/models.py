@@ -2,6 +2,7 @@
 trail, notifications and the progress records of background jobs."""
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -252,6 +253,18 @@ class JobRunQuerySet(models.QuerySet):
 
     def running(self):
         return self.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING])
+
+    def alive_for(self, target, func: str):
+        """Runs of `func` on `target` that are working now: running, with progress written within
+        JOB_STALE_AFTER seconds (a worker that died leaves its run 'running' but silent)."""
+        since = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER)
+        return self.filter(
+            target_type=ContentType.objects.get_for_model(target),
+            target_id=str(target.pk),
+            func=func,
+            status=JobRun.Status.RUNNING,
+            updated_at__gte=since,
+        )
 
 
 class JobRun(models.Model):

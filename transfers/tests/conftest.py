@@ -85,6 +85,7 @@ def rq_worker(settings, redis_url, subprocess_env, roots):
             "CLAMD_HOST": settings.CLAMD_HOST,
             "CLAMD_PORT": str(settings.CLAMD_PORT),
             "SHOTGRID_ENABLED": "0",
+            "JOB_STALE_AFTER": str(settings.JOB_STALE_AFTER),
         }
 
     def command(*queues):

@@ -228,6 +228,9 @@ def test_a_copy_killed_midway_leaves_nothing_under_the_final_name_and_a_rerun_co
     assert not final.exists()
     transfer.refresh_from_db()
     assert transfer.status == Status.TRANSFERRING  # the worker died; IT re-runs it
+    # Its run still says "running": it is taken for dead once silent for JOB_STALE_AFTER.
+    roots.JOB_STALE_AFTER = 1
+    time.sleep(1.5)
     with transaction.atomic():
         services.transfer_start_transfer(transfer=transfer, by=people["it"])
     rq_worker("transfer", "default")

@@ -109,14 +109,50 @@ def test_other_artists_cannot_see_my_transfer(new_transfer, make_user, client):
 
 
 def test_progress_partial_polls_while_live_and_stops_after(new_transfer, people, client):
+    from datetime import timedelta
+
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from pipeline_project.studio.models import JobRun
+
     transfer = new_transfer()
     Transfer.objects.filter(pk=transfer.pk).update(status=Status.SCANNING)
+    run = JobRun.objects.create(
+        name=f"Scan {transfer.reference}",
+        func="transfers.jobs.scan_transfer",
+        queue="scanning",
+        unit="bytes",
+        status=JobRun.Status.RUNNING,
+        done=13_502,
+        total=54_008,
+        message="Scanning file 2 of 3: sq010/sh0010/renders/comp_v3.1001.exr",
+        started_at=timezone.now() - timedelta(seconds=30),
+        target_type=ContentType.objects.get_for_model(Transfer),
+        target_id=str(transfer.pk),
+    )
     client.force_login(people["artist"])
     url = reverse("transfers:progress", args=[transfer.reference])
     fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert fragment.lstrip().startswith('<div id="live"') and 'hx-trigger="every 2s"' in fragment
+    assert "<html" not in fragment  # only the fragment
+    # Bytes done of total, files (in the message), percent and an ETA at the rate so far (90 s).
+    assert "13.2\xa0KB of 52.7\xa0KB" in fragment and "file 2 of 3" in fragment
+    assert "25%" in fragment
+    assert "about 90 s left" in fragment or "about 89 s left" in fragment
+
+    JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SUCCEEDED, done=54_008)
     Transfer.objects.filter(pk=transfer.pk).update(status=Status.DELIVERED)
     assert "hx-trigger" not in client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+
+def test_page_stops_polling_when_no_job_is_at_work(new_transfer, people, client):
+    # Scan error with its retry run failed for good: nothing will change by itself.
+    transfer = new_transfer()
+    Transfer.objects.filter(pk=transfer.pk).update(status=Status.SCAN_ERROR)
+    client.force_login(people["artist"])
+    page = client.get(transfer.get_absolute_url()).content.decode()
+    assert 'hx-trigger="every 2s"' not in page
 
 
 def test_edit_page_changes_a_rejected_request(new_transfer, people, client):
