@@ -140,9 +140,7 @@ def test_a_rerun_copies_only_the_files_not_yet_verified(inline, new_transfer, pe
         assert sha256_file(folder / f.path) == f.sha256
 
 
-def test_a_rerun_while_the_copy_is_alive_is_refused_with_409(
-    inline, new_transfer, people, as_user
-):
+def test_a_rerun_while_the_copy_is_alive_is_refused_with_409(inline, new_transfer, people, as_user):
     transfer = submit_and_approve(new_transfer(), people)
     Transfer.objects.filter(pk=transfer.pk).update(status=Status.TRANSFERRING)
     alive = JobRun.objects.create(
