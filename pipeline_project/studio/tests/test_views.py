@@ -93,3 +93,19 @@ def test_login_refuses_a_wrong_password_with_a_message(make_user, client):
     response = client.post(reverse("accounts:login"), {"username": "ava", "password": "nope"})
     assert response.status_code == 200
     assert "Please enter a correct username and password" in response.content.decode()
+
+
+@pytest.mark.urls("pipeline_project.testing.broken_urls")
+def test_a_crashing_page_gets_the_friendly_500_and_the_api_json(client, make_user):
+    client.raise_request_exception = False
+    client.force_login(make_user("artist"))
+
+    page = client.get("/broken/")
+    assert page.status_code == 500
+    body = page.content.decode()
+    assert "boom" not in body and "Traceback" not in body  # no internals leak
+    assert "Something went wrong on our side" in body and "Back to the dashboard" in body
+
+    api = client.get("/api/broken/")
+    assert api.status_code == 500 and api["Content-Type"] == "application/json"
+    assert "Server error" in api.json()["detail"]
