@@ -13,7 +13,7 @@ from sitedaemon.filters import ignored_name, ignored_path
 from sitedaemon.helper import HashHelper
 from sitedaemon.store import Store
 
-from .conftest import gone
+from .process import gone
 
 
 @pytest.mark.parametrize(
