@@ -1,5 +1,6 @@
 """Talking to clamd (ClamAV's daemon) through pyclamd."""
 
+import os
 import socket
 from dataclasses import dataclass
 
@@ -14,6 +15,18 @@ class ClamdAddress:
     host: str = ""
     port: int = 3310
     timeout: float = 30
+
+    @classmethod
+    def from_env(cls, environ=None) -> "ClamdAddress":
+        """From CLAMD_SOCKET, CLAMD_HOST, CLAMD_PORT and CLAMD_TIMEOUT, as the site reads them:
+        for callers without Django settings (the site daemon's host, a script)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            socket=env.get("CLAMD_SOCKET", ""),
+            host=env.get("CLAMD_HOST", ""),
+            port=int(env.get("CLAMD_PORT") or 3310),
+            timeout=float(env.get("CLAMD_TIMEOUT") or 30),
+        )
 
     def is_configured(self) -> bool:
         return bool(self.socket or self.host)

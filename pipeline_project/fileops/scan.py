@@ -61,8 +61,11 @@ class _Reply(Exception):
         self.lines = lines
 
 
-def scan_file(path, address: ClamdAddress, max_stream_bytes: int | None = None) -> ScanResult:
-    """Stream the file at `path` to clamd (INSTREAM) and say what it found.
+def scan_file(
+    path, address: ClamdAddress | None = None, max_stream_bytes: int | None = None
+) -> ScanResult:
+    """Stream the file at `path` to clamd (INSTREAM) and say what it found. `address` defaults
+    to `ClamdAddress.from_env()`.
 
     - clean: clamd answered OK for the whole content;
     - infected: detail is the signature (several joined by ", ");
@@ -72,6 +75,7 @@ def scan_file(path, address: ClamdAddress, max_stream_bytes: int | None = None) 
     - error: the file could not be read, or clamd could not be reached or gave no verdict.
     Never clean unless clamd said OK for every byte of the file.
     """
+    address = ClamdAddress.from_env() if address is None else address
     try:
         fd, info = open_regular(path)
     except OSError as exc:

@@ -6,12 +6,17 @@ from django.db import connection
 from pipeline_project.fileops.clamav import ClamdAddress, ping
 
 
-def clamd_address() -> ClamdAddress:
+def clamd_address(*, max_timeout: float | None = None) -> ClamdAddress:
+    """clamd from settings. Scans wait the full CLAMD_TIMEOUT (a large file takes a while);
+    the health check caps it, so a load balancer's probe never hangs."""
+    timeout = (
+        settings.CLAMD_TIMEOUT if max_timeout is None else min(settings.CLAMD_TIMEOUT, max_timeout)
+    )
     return ClamdAddress(
         socket=settings.CLAMD_SOCKET,
         host=settings.CLAMD_HOST,
         port=settings.CLAMD_PORT,
-        timeout=min(settings.CLAMD_TIMEOUT, 5),
+        timeout=timeout,
     )
 
 
@@ -38,7 +43,7 @@ def check_redis() -> dict:
 
 
 def check_clamd() -> dict:
-    address = clamd_address()
+    address = clamd_address(max_timeout=5)
     if not address.is_configured():
         return {"ok": True, "configured": False}
     ok, detail = ping(address)

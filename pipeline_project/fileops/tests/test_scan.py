@@ -345,3 +345,19 @@ def test_scan_is_an_error_when_clamd_never_answers(tmp_path):
 
     assert result.status == "error"
     assert "no verdict" in result.detail
+
+
+@pytest.mark.services
+def test_scan_file_without_an_address_uses_the_clamd_environment(
+    clamd, tmp_path, eicar_bytes, monkeypatch
+):
+    (tmp_path / "infected.txt").write_bytes(eicar_bytes)
+    monkeypatch.setenv("CLAMD_SOCKET", "")
+    monkeypatch.setenv("CLAMD_HOST", "127.0.0.1")
+    monkeypatch.setenv("CLAMD_PORT", str(tcp_address(clamd).port))
+
+    result = scan_file(tmp_path / "infected.txt")
+
+    assert (result.status, result.detail) == ("infected", EICAR_SIGNATURE_NAME)
+    monkeypatch.setenv("CLAMD_HOST", "")
+    assert scan_file(tmp_path / "infected.txt").status == "error"  # nothing configured: not clean

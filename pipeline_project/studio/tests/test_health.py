@@ -164,3 +164,11 @@ def test_healthz_answers_head_for_load_balancers(client, settings, no_clamd):
     settings.JOBS_INLINE = True
     response = client.head("/healthz")
     assert response.status_code == 200 and response.content == b""
+
+
+def test_scans_wait_the_full_clamd_timeout_but_the_probe_is_capped(settings):
+    from pipeline_project.studio.health import clamd_address
+
+    settings.CLAMD_TIMEOUT = 120
+    assert clamd_address().timeout == 120
+    assert clamd_address(max_timeout=5).timeout == 5
