@@ -292,7 +292,7 @@ def transfer_edit(
 def transfer_submit(*, transfer, by) -> Transfer:
     with transaction.atomic():
         locked = _lock(transfer)
-        _check(locked, transfer.status, by, "submit")
+        role = _check(locked, transfer.status, by, "submit")
         if not locked.files.exists():
             raise DomainError(f"{locked.reference} has no files: add files before submitting.")
         before = locked.status
@@ -302,7 +302,7 @@ def transfer_submit(*, transfer, by) -> Transfer:
             "",
         )
         _save(locked, "submitted_at", "status_reason")
-        _audit(locked, by, "submitted", before)
+        _audit(locked, by, "submitted", before, acting_as=role)
         _notify_stage(locked, by)
     return locked
 
@@ -382,7 +382,7 @@ def transfer_reject(*, transfer, by, reason: str) -> Transfer:
 def transfer_resubmit(*, transfer, by) -> Transfer:
     with transaction.atomic():
         locked = _lock(transfer)
-        _check(locked, transfer.status, by, "resubmit")
+        role = _check(locked, transfer.status, by, "resubmit")
         if not locked.files.exists():
             raise DomainError(f"{locked.reference} has no files: add files before resubmitting.")
         before = locked.status
@@ -390,7 +390,7 @@ def transfer_resubmit(*, transfer, by) -> Transfer:
         locked.round += 1
         locked.submitted_at = timezone.now()
         _save(locked, "status_reason", "round", "submitted_at")
-        _audit(locked, by, "resubmitted", before, round=locked.round)
+        _audit(locked, by, "resubmitted", before, acting_as=role, round=locked.round)
         _notify_stage(locked, by)
     return locked
 
@@ -398,11 +398,11 @@ def transfer_resubmit(*, transfer, by) -> Transfer:
 def transfer_cancel(*, transfer, by) -> Transfer:
     with transaction.atomic():
         locked = _lock(transfer)
-        _check(locked, transfer.status, by, "cancel")
+        role = _check(locked, transfer.status, by, "cancel")
         before = locked.status
         locked.status = Status.CANCELLED
         _save(locked)
-        _audit(locked, by, "cancelled", before)
+        _audit(locked, by, "cancelled", before, acting_as=role)
     return locked
 
 

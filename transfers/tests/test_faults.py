@@ -131,8 +131,34 @@ def test_staging_file_changed_after_the_scan_fails_the_transfer_naming_both_hash
 
     assert transfer.status == Status.FAILED
     assert "comp_v3.1002.exr" in transfer.status_reason and manifest in transfer.status_reason
+    import hashlib
+
+    swapped = hashlib.sha256(b"swapped after approval").hexdigest()
+    assert swapped in transfer.status_reason, "both hashes are named"
     assert not any(p.name == "comp_v3.1002.exr" for p in production_files(inline))
     assert not any(".part" in p.name for p in production_files(inline))
+
+
+def test_a_read_only_production_folder_is_a_clear_failure_and_a_rerun_completes(
+    inline, clamd_settings, new_transfer, people
+):
+    # chattr +i: even root may not create files in it (plain permissions do not stop root).
+    locked = inline.PRODUCTION_ROOT / "dragon"
+    locked.mkdir()
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+        pytest.fail("chattr +i is needed for this test (e2fsprogs, an ext4 temp dir)")
+    try:
+        transfer = approve_all(new_transfer(), people)
+        assert transfer.status == Status.FAILED
+        assert "Could not write dragon/" in transfer.status_reason
+        assert "Operation not permitted" in transfer.status_reason
+        assert production_files(inline) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+
+    transfer = services.transfer_start_transfer(transfer=transfer, by=people["it"])
+    transfer.refresh_from_db()
+    assert transfer.status == Status.DELIVERED, transfer.status_reason
 
 
 def test_destination_not_writable_is_a_clear_failure(inline, clamd_settings, new_transfer, people):

@@ -90,6 +90,26 @@ def test_admin_may_act_for_any_stage_and_it_is_audited(new_transfer, people):
     assert event.actor == people["admin"] and event.after["acting_as"] == "admin as team_lead"
 
 
+def test_admin_standing_in_for_the_artist_is_audited_as_such(new_transfer, people):
+    transfer = services.transfer_submit(transfer=new_transfer(), by=people["admin"])
+    transfer = services.transfer_cancel(transfer=transfer, by=people["admin"])
+    events = {e.verb: e for e in events_for(transfer)}
+    assert events["transfer.submitted"].after["acting_as"] == "admin as owner"
+    assert events["transfer.cancelled"].actor == people["admin"]
+    assert events["transfer.cancelled"].after == {
+        "status": Status.CANCELLED,
+        "acting_as": "admin as owner",
+    }
+
+
+def test_the_artist_acting_on_their_own_request_is_audited_as_owner(new_transfer, people):
+    transfer = services.transfer_submit(transfer=new_transfer(), by=people["artist"])
+    services.transfer_cancel(transfer=transfer, by=people["artist"])
+    event = events_for(transfer).get(verb="transfer.cancelled")
+    assert (event.actor, event.after["acting_as"]) == (people["artist"], "owner")
+    assert event.before == {"status": Status.PENDING_TEAM_LEAD}
+
+
 def test_reject_needs_a_reason_then_the_artist_edits_and_resubmits(new_transfer, people, roots):
     transfer = walk(
         services.transfer_submit(transfer=new_transfer(), by=people["artist"]),
