@@ -115,7 +115,10 @@ class TransferQuerySet(models.QuerySet):
         )
 
     def it_queue(self):
-        return self.filter(status__in=[Status.SCANNED, Status.TRANSFERRING, Status.FAILED])
+        # Transferred: files verified in production, delivery (ShotGrid) pending or failed.
+        return self.filter(
+            status__in=[Status.SCANNED, Status.TRANSFERRING, Status.FAILED, Status.TRANSFERRED]
+        )
 
     def search(self, text):
         text = (text or "").strip()
