@@ -12,7 +12,7 @@ from pipeline_project.studio.models import JobRun
 
 from . import services, staging
 from .forms import CommentForm, ReasonForm, TransferEditForm, TransferForm
-from .models import Priority, Status, Transfer
+from .models import ACTION_LABELS, Priority, Status, Transfer
 
 # Statuses during which the detail page polls for progress.
 LIVE = (
@@ -208,7 +208,12 @@ def transfer_action(request, reference, action):
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{transfer.reference}: {transfer.get_status_display()}.")
+        transfer.refresh_from_db()  # inline jobs may have moved it on already
+        messages.success(
+            request,
+            f"{ACTION_LABELS[action]} — done. {transfer.reference} is now "
+            f"{transfer.get_status_display()}.",
+        )
     return redirect(transfer)
 
 

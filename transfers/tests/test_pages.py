@@ -87,12 +87,16 @@ def test_detail_shows_the_actions_my_role_may_take_and_they_work(new_transfer, p
         follow=True,
     )
     assert "Say why" in response.content.decode()
-    client.post(
+    approved = client.post(
         reverse("transfers:action", args=[transfer.reference, "approve"]),
         {"comment": "ok", "seen_status": transfer.status},
+        follow=True,
     )
     transfer.refresh_from_db()
     assert transfer.status == Status.PENDING_SUPERVISOR
+    assert f"Approve — done. {transfer.reference} is now Pending Supervisor." in (
+        approved.content.decode()
+    )
 
     stale = client.post(
         reverse("transfers:action", args=[transfer.reference, "approve"]),
