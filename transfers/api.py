@@ -152,11 +152,32 @@ class TransferList(generics.ListCreateAPIView):
         )
 
 
+class TransferEditSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    add_paths = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="Files or folders to add, relative to the staging root.",
+    )
+    remove_paths = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="Paths of listed files to drop from the request.",
+    )
+    uploads = serializers.ListField(child=serializers.FileField(), required=False, default=list)
+
+
 class TransferDetail(generics.RetrieveAPIView):
-    """One request with its files (manifest hashes, scan results), approvals and the actions you may take."""
+    """One request with its files (manifest hashes, scan results), approvals and the actions you
+    may take. PATCH edits a draft or rejected request (the artist), before (re)submitting it."""
 
     serializer_class = TransferDetailSerializer
     lookup_field = "reference"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -164,6 +185,22 @@ class TransferDetail(generics.RetrieveAPIView):
         return Transfer.objects.for_user(self.request.user).prefetch_related(
             "files", "approvals__decided_by"
         )
+
+    @extend_schema(
+        request=TransferEditSerializer,
+        responses={
+            200: TransferDetailSerializer,
+            403: OpenApiResponse(description="Only the requesting artist may edit"),
+            409: OpenApiResponse(description="Only drafts and rejected requests can be edited"),
+        },
+    )
+    def patch(self, request, reference):
+        transfer = self.get_object()
+        data = TransferEditSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.transfer_edit(transfer=transfer, by=request.user, **data.validated_data)
+        transfer = self.get_queryset().get(pk=transfer.pk)
+        return Response(TransferDetailSerializer(transfer, context={"request": request}).data)
 
 
 class ActionSerializer(serializers.Serializer):

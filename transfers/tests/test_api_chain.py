@@ -93,3 +93,31 @@ def test_api_lists_with_filters(api_client, people, new_transfer):
     api_client.force_authenticate(people["readonly"])
     assert api_client.get(reverse("api:transfers"), {"search": "Theirs"}).json()["count"] == 1
     assert api_client.get(reverse("api:transfers"), {"status": "delivered"}).json()["count"] == 0
+
+
+@pytest.mark.django_db
+def test_the_artist_edits_a_rejected_request_through_the_api_then_resubmits(
+    api_client, people, new_transfer
+):
+    from transfers import services
+
+    transfer = services.transfer_submit(transfer=new_transfer(), by=people["artist"])
+    transfer = services.transfer_reject(transfer=transfer, by=people["team_lead"], reason="v2")
+    url = reverse("api:transfer", args=[transfer.reference])
+    change = {"name": "Comp_sh0010_v4", "remove_paths": ["sq010/sh0010/comp_v3.nk"]}
+
+    api_client.force_authenticate(people["team_lead"])
+    assert api_client.patch(url, change, format="json").status_code == 403
+
+    api_client.force_authenticate(people["artist"])
+    response = api_client.patch(url, change, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["name"] == "Comp_sh0010_v4" and body["file_count"] == 2
+    assert "sq010/sh0010/comp_v3.nk" not in [f["path"] for f in body["files"]]
+    bad = api_client.patch(url, {"add_paths": ["../outside"]}, format="json")
+    assert bad.status_code == 400 and bad.json()["detail"]
+    assert api_client.get(url).json()["file_count"] == 2  # the refused edit changed nothing
+
+    assert act(api_client, people["artist"], transfer.reference, "resubmit").status_code == 200
+    assert api_client.patch(url, {"name": "late"}, format="json").status_code == 409
