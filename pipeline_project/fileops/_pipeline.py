@@ -283,3 +283,30 @@ _sync_file_range = libc_function(
 )
 _SYNC_FILE_RANGE_WRITE = 2
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER
+
+
+_mincore = libc_function("mincore", ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+
+
+def cached_pages(fd: int) -> int:
+    """How many pages of the file behind `fd` the page cache holds now (mincore over a
+    private mapping, never written to), or -1 where that cannot be told."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    if _mincore is None:
+        return -1
+    try:
+        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return -1
+    try:
+        # The ctypes view is dropped at once, so the mapping can be closed below.
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+        vector = (ctypes.c_ubyte * ((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE))()
+        if _mincore(address, size, vector) != 0:
+            return -1
+        return sum(byte & 1 for byte in bytes(vector))
+    finally:
+        with contextlib.suppress(BufferError):
+            mapping.close()

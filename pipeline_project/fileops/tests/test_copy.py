@@ -508,3 +508,28 @@ def test_move_file_refuses_directories_and_keeps_them(tmp_path):
 
     assert (tmp_path / "folder").is_dir()
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_cached_pages_sees_what_the_page_cache_holds_and_the_drop_empties_it(tmp_path):
+    from pipeline_project.fileops._pipeline import advise, cached_pages
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.read(fd, 4 << 20)
+        assert cached_pages(fd) > 0
+        advise(fd, "POSIX_FADV_DONTNEED")  # clean after fsync: every page can go
+        assert cached_pages(fd) == 0
+        os.pread(fd, 4096, 0)
+        assert cached_pages(fd) >= 1
+    finally:
+        os.close(fd)
+    empty = tmp_path / "empty"
+    empty.touch()
+    fd = os.open(empty, os.O_RDONLY)
+    try:
+        assert cached_pages(fd) == 0
+    finally:
+        os.close(fd)
