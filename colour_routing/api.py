@@ -2,7 +2,6 @@
 call with `X-API-Key`; people with their session or token."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,17 +18,13 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from pipeline_project.accounts.auth import ApiTokenAuthentication
-from pipeline_project.accounts.permissions import HasRole
-from pipeline_project.accounts.services import user_set_roles
 from pipeline_project.errors import DomainError
 from pipeline_project.studio.models import AuditEvent
 
 from . import services
 from .auth import IsSiteDaemon, SiteKeyAuthentication, SitePrincipal
 from .models import MediaFile, Site, TransferJob
-from .selectors import audit_events, file_events, stats
-
-COLOUR_ROLES = ("colorist", "engineer", "readonly")
+from .selectors import COLOUR_ROLES, audit_events, colour_users, file_events, stats
 
 
 def _auth_classes():
@@ -133,7 +128,7 @@ def _people_only(request):
 
 def _can_read(request):
     _people_only(request)
-    if not request.user.has_role(*COLOUR_ROLES, "admin"):
+    if not request.user.has_role(*COLOUR_ROLES):
         raise PermissionDenied(
             "Colour routing needs the colorist, engineer, read-only or admin role."
         )
@@ -355,8 +350,7 @@ class SiteCreateSerializer(serializers.Serializer):
 def sites(request):
     """Sites and their daemons' status (online when a heartbeat came within 90 s)."""
     if request.method == "GET":
-        if not isinstance(request.user, SitePrincipal):
-            _can_read(request)
+        _can_read(request)  # storage roots and daemon hosts are for people, not other sites
         return Response(SiteSerializer(Site.objects.all(), many=True).data)
     _people_only(request)
     data = SiteCreateSerializer(data=request.data)
@@ -419,16 +413,13 @@ class ColourUserSerializer(serializers.Serializer):
     tags=["colour"],
 )
 @api_view(["GET", "POST"])
-@permission_classes([HasRole.of("engineer")])
+@authentication_classes(_auth_classes())
+@permission_classes([IsAuthenticated])
 def users(request):
-    """People with a colour-routing role; admins create local accounts here."""
-    User = get_user_model()
+    """People with a colour-routing role (everyone who may read sees them); admins create
+    local accounts here."""
+    _can_read(request)
     if request.method == "GET":
-        qs = (
-            User.objects.filter(groups__name__in=[*COLOUR_ROLES, "admin"], is_active=True)
-            .distinct()
-            .annotate(assigned=Count("graded_files"))
-        )
         return Response(
             [
                 {
@@ -437,21 +428,12 @@ def users(request):
                     "roles": sorted(u.get_role_names()),
                     "assigned": u.assigned,
                 }
-                for u in qs.order_by("username")
+                for u in colour_users()
             ]
         )
-    if not request.user.has_role("admin"):
-        raise PermissionDenied("Only admins create users.")
     data = ColourUserSerializer(data=request.data)
     data.is_valid(raise_exception=True)
-    if User.objects.filter(username=data.validated_data["username"]).exists():
-        raise DomainError("That username is taken.")
-    user = User.objects.create_user(
-        data.validated_data["username"],
-        data.validated_data["email"],
-        data.validated_data["password"],
-    )
-    user_set_roles(user=user, roles=[data.validated_data["role"]])
+    user = services.colour_user_create(by=request.user, **data.validated_data)
     return Response({"username": user.username, "roles": [data.validated_data["role"]]}, status=201)
 
 

@@ -76,7 +76,8 @@ BEFORE_DELIVERY = (
 ALLOWED_TRANSITIONS = {
     "validate": ((State.DETECTED,), State.VALIDATED, ("engineer",)),
     "queue": ((State.VALIDATED,), State.QUEUED, ("engineer",)),
-    "start_transfer": ((State.QUEUED,), State.TRANSFERRING, ("engineer",)),
+    # From transferring: again, once the transfer under way has failed (see _blocked()).
+    "start_transfer": ((State.QUEUED, State.TRANSFERRING), State.TRANSFERRING, ("engineer",)),
     "complete_transfer": ((State.TRANSFERRING,), State.TRANSFERRED, ("engineer",)),
     "assign": (
         (State.TRANSFERRED, State.COLORIST_ASSIGNED),
@@ -169,6 +170,16 @@ class MediaFile(models.Model):
     def is_uploaded(self) -> bool:
         return self.uploaded_at is not None
 
+    def has_transfer_under_way(self) -> bool:
+        """A transfer job that may still deliver: waiting to run or to retry, or running and
+        heard from within JOB_STALE_AFTER (a worker that died leaves it running but silent)."""
+        since = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER)
+        heard_from = models.Q(run__updated_at__gte=since) | models.Q(run__started_at__gte=since)
+        return self.transfer_jobs.filter(
+            models.Q(status__in=TransferJob.WAITING)
+            | (models.Q(status=TransferJob.Status.RUNNING) & heard_from)
+        ).exists()
+
 
 class TransferJob(models.Model):
     class Status(models.TextChoices):
@@ -177,6 +188,9 @@ class TransferJob(models.Model):
         RETRYING = "retrying", "Waiting to retry"
         SUCCEEDED = "succeeded", "Verified"
         FAILED = "failed", "Failed"
+
+    WAITING = (Status.QUEUED, Status.RETRYING)
+    UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
 
     file = models.ForeignKey(MediaFile, on_delete=models.CASCADE, related_name="transfer_jobs")
     source = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
@@ -10,6 +11,8 @@ from django.utils import timezone
 from pipeline_project.studio.models import AuditEvent
 
 from .models import MediaFile, Site, State, TransferJob
+
+COLOUR_ROLES = ("colorist", "engineer", "readonly", "admin")
 
 
 def stats(days: int = 14) -> dict:
@@ -44,9 +47,7 @@ def stats(days: int = 14) -> dict:
         "per_site": {site.code: per_site.get(site.code, 0) for site in sites},
         "sites_online": sum(site.is_online() for site in sites),
         "sites": len(sites),
-        "transfers_running": TransferJob.objects.filter(
-            status__in=["queued", "running", "retrying"]
-        ).count(),
+        "transfers_running": TransferJob.objects.filter(status__in=TransferJob.UNFINISHED).count(),
         "throughput": throughput,
     }
 
@@ -68,3 +69,14 @@ def audit_events(*, verb=None, actor=None, file_id=None):
             target_type=ContentType.objects.get_for_model(MediaFile), target_id=str(file_id)
         )
     return qs.order_by("-created_at", "-id")
+
+
+def colour_users():
+    """Active people with a colour-routing role, with how many files each was assigned."""
+    return (
+        get_user_model()
+        .objects.filter(groups__name__in=COLOUR_ROLES, is_active=True)
+        .distinct()
+        .annotate(assigned=Count("graded_files", distinct=True))
+        .order_by("username")
+    )

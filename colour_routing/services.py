@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pipeline_project import jobs
+from pipeline_project.accounts.services import user_set_roles
 from pipeline_project.errors import Conflict, DomainError, IllegalTransition, RoleRequired
 from pipeline_project.fileops.paths import PathOutsideRoot, confine
 from pipeline_project.studio.audit import record
@@ -45,9 +46,9 @@ def site_storage(site: Site) -> Path:
         ) from None
 
 
-def _require_admin(by):
+def _require_admin(by, what="manage sites and their keys"):
     if not by.has_role("admin"):
-        raise RoleRequired("Only admins manage sites and their keys.")
+        raise RoleRequired(f"Only admins {what}.")
 
 
 def site_create(*, by, code: str, name: str, storage_root: str = "") -> tuple[Site, str]:
@@ -193,6 +194,16 @@ def file_store_upload(
     return media
 
 
+def file_source(media) -> Path:
+    """Where the file's bytes are at its origin site: the copy its daemon uploaded or, for a
+    daemon run with --metadata-only, the file itself at the same relative path in the site's
+    storage root (the site's watch folder as the orchestrator mounts it). Confined to that root."""
+    try:
+        return confine(media.stored_path or media.path, site_storage(media.site))
+    except PathOutsideRoot:
+        raise DomainError(f"{media.path} leads outside {media.site.code}'s storage.") from None
+
+
 def _link_into_place(temp: Path, target: Path, sha256: str):
     from pipeline_project.fileops.hashing import sha256_file
 
@@ -210,7 +221,7 @@ def acting_role(media: MediaFile, user, action: str) -> str | None:
     if not getattr(user, "is_authenticated", False) or action not in ALLOWED_TRANSITIONS:
         return None
     states, _, roles = ALLOWED_TRANSITIONS[action]
-    if media.state not in states or not hasattr(user, "has_role"):
+    if media.state not in states or not hasattr(user, "has_role") or _blocked(media, action):
         return None
     for role in roles:
         if role == "assignee" and media.colorist_id == user.pk and user.has_role("colorist"):
@@ -222,8 +233,28 @@ def acting_role(media: MediaFile, user, action: str) -> str | None:
     return None
 
 
+def _blocked(media: MediaFile, action: str) -> str:
+    """Why `action` cannot be done now although the file's state allows it ("" if it can)."""
+    if (
+        action == "start_transfer"
+        and media.state == State.TRANSFERRING
+        and media.has_transfer_under_way()
+    ):
+        return (
+            f"A transfer of {media.filename} is under way: it can be started again only once "
+            "it has failed."
+        )
+    return ""
+
+
+def action_label(media: MediaFile, action: str) -> str:
+    if action == "start_transfer" and media.state == State.TRANSFERRING:
+        return "Retry transfer"
+    return ACTION_LABELS[action]
+
+
 def allowed_actions(media, user) -> list[tuple[str, str]]:
-    return [(a, ACTION_LABELS[a]) for a in ALLOWED_TRANSITIONS if acting_role(media, user, a)]
+    return [(a, action_label(media, a)) for a in ALLOWED_TRANSITIONS if acting_role(media, user, a)]
 
 
 def _begin(media: MediaFile, by, action: str):
@@ -239,6 +270,8 @@ def _begin(media: MediaFile, by, action: str):
             f"File {locked.pk} ({locked.filename}) is {locked.get_state_display()}: "
             f"“{ACTION_LABELS[action]}” is not possible now."
         )
+    if blocked := _blocked(locked, action):
+        raise IllegalTransition(blocked)
     role = acting_role(locked, by, action)
     if role is None:
         who = " or ".join("the assigned colorist" if r == "assignee" else r for r in roles)
@@ -322,8 +355,7 @@ def file_queue(*, media, by, destination: Site) -> MediaFile:
 def file_start_transfer(*, media, by) -> MediaFile:
     with transaction.atomic():
         locked, role = _begin(media, by, "start_transfer")
-        if not locked.is_uploaded():
-            raise DomainError(f"{locked.filename} has not been uploaded by its site daemon yet.")
+        _require_source(locked)
         route = Route.objects.filter(source=locked.site, destination=locked.destination).first()
         job = TransferJob.objects.create(
             file=locked,
@@ -332,7 +364,8 @@ def file_start_transfer(*, media, by) -> MediaFile:
             backend=route.backend if route else Route.Backend.MOUNTED,
             bytes_total=locked.size,
         )
-        _move(locked, by, "start_transfer", role, job=job.pk, backend=job.backend)
+        retry = locked.state == State.TRANSFERRING
+        _move(locked, by, "start_transfer", role, job=job.pk, backend=job.backend, retry=retry)
         from .jobs import transfer_file
 
         run = jobs.enqueue(
@@ -347,6 +380,23 @@ def file_start_transfer(*, media, by) -> MediaFile:
         )
         TransferJob.objects.filter(pk=job.pk).update(run=run)
     return locked
+
+
+def _require_source(media: MediaFile):
+    """The bytes to send must be there: uploaded by the daemon or, when it runs with
+    --metadata-only, in the site's storage root at the path it reported."""
+    if media.is_uploaded():
+        return
+    source = file_source(media)
+    where = f"{media.path} in {media.site.code}'s storage ({media.site.storage_root})"
+    if not source.is_file():
+        raise DomainError(
+            f"{media.filename} has not been uploaded by its site daemon, and nothing is at {where}."
+        )
+    if source.stat().st_size != media.size:
+        raise DomainError(
+            f"{where} has {source.stat().st_size} bytes; its daemon reported {media.size}."
+        )
 
 
 def file_complete_transfer(*, media, by, sha256: str = "", destination_path: str = "") -> MediaFile:
@@ -366,9 +416,7 @@ def file_complete_transfer(*, media, by, sha256: str = "", destination_path: str
                 f"Destination copy does not match: sha256 {actual}, expected {locked.sha256}."
             )
         locked.destination_path = relative
-        TransferJob.objects.filter(
-            file=locked, status__in=["queued", "running", "retrying"]
-        ).update(
+        TransferJob.objects.filter(file=locked, status__in=TransferJob.UNFINISHED).update(
             status=TransferJob.Status.SUCCEEDED,
             verified_sha256=actual,
             finished_at=timezone.now(),
@@ -431,6 +479,19 @@ def file_reject(*, media, by, reason: str) -> MediaFile:
     with transaction.atomic():
         locked, role = _begin(media, by, "reject")
         return _move(locked, by, "reject", role, reason=reason)
+
+
+def colour_user_create(*, by, username: str, password: str, role: str, email: str = ""):
+    """A local account holding one colour-routing role; admins only."""
+    _require_admin(by, "create users")
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise DomainError("That username is taken.")
+    with transaction.atomic():
+        user = User.objects.create_user(username, email, password)
+        user_set_roles(user=user, roles=[role])
+        record(actor=by, verb="colour.user.created", target=user, after={"role": role})
+    return user
 
 
 def default_hostname() -> str:

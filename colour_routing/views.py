@@ -86,7 +86,7 @@ def file_detail(request, pk):
         "sites": Site.objects.exclude(pk=media.site_id),
         "colorists": services.colorists(),
         "live": media.state == State.TRANSFERRING
-        or media.transfer_jobs.filter(status__in=["queued", "running", "retrying"]).exists(),
+        or media.transfer_jobs.filter(status__in=TransferJob.UNFINISHED).exists(),
     }
     template = "colour_routing/file.html"
     return render(request, f"{template}#live" if request.htmx else template, context)
@@ -135,7 +135,7 @@ def transfers(request):
         "page": _page(request, qs),
         "status": status,
         "statuses": TransferJob.Status.choices,
-        "live": TransferJob.objects.filter(status__in=["queued", "running", "retrying"]).exists(),
+        "live": TransferJob.objects.filter(status__in=TransferJob.UNFINISHED).exists(),
     }
     template = "colour_routing/transfers.html"
     return render(request, f"{template}#results" if request.htmx else template, context)

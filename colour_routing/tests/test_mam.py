@@ -4,11 +4,9 @@ receiver in a thread that checks signatures the way a MAM would. No database nee
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from watchdog.observers.inotify import InotifyObserver
 from colour_routing import mam
 from pipeline_project.fileops.copy import ChecksumMismatch
 
-SECRET = "mam-shared-secret"
+from .receiver import SECRET
+
 METADATA = {"id": 7, "site": "tustin", "colorist": "amy", "metadata": {"reel": "A001"}}
 
 
@@ -139,56 +138,6 @@ def test_verify_signature_refuses_tampering_other_secrets_and_stale_timestamps()
     assert not mam.verify_signature(SECRET, body, timestamp, signature, now=1700000000 - 301)
     assert not mam.verify_signature(SECRET, body, "17e8", signature, now=now)
     assert not mam.verify_signature(SECRET, body, timestamp, "sha256=zz", now=now)
-
-
-class Receiver:
-    """A MAM endpoint on 127.0.0.1: answers each POST with the next of `answers` (then 200),
-    refusing with 401 any request whose signature does not verify with `secret`."""
-
-    def __init__(self):
-        self.answers: list[tuple[int, str]] = []
-        self.requests: list[dict] = []
-        self.secret = SECRET
-        self.delay = 0.0
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                verified = mam.verify_signature(
-                    receiver.secret,
-                    body,
-                    self.headers["X-Pipeline-Timestamp"],
-                    self.headers["X-Pipeline-Signature"],
-                )
-                receiver.requests.append(
-                    {"path": self.path, "headers": self.headers, "body": body, "ok": verified}
-                )
-                time.sleep(receiver.delay)
-                status, text = receiver.answers.pop(0) if receiver.answers else (200, "ok")
-                if not verified:
-                    status, text = 401, "bad signature"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(text.encode())))
-                self.end_headers()
-                self.wfile.write(text.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/mam?source=pipeline"
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    thread.join()
 
 
 def test_webhook_posts_signed_compact_json(receiver):

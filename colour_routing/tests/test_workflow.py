@@ -1,18 +1,35 @@
 """The file state machine: each action by role and state, audited; every illegal transition
 refused with a clear message (409 in the API)."""
 
+import io
+import itertools
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from colour_routing import services
-from colour_routing.models import ALLOWED_TRANSITIONS, MediaFile, State
+from colour_routing.models import ALLOWED_TRANSITIONS, MediaFile, State, TransferJob
 from colour_routing.selectors import file_events
-from pipeline_project.errors import DomainError, RoleRequired
-from pipeline_project.studio.models import Notification
+from pipeline_project.errors import DomainError, IllegalTransition, RoleRequired
+from pipeline_project.studio.models import JobRun, Notification
 
 from .conftest import media_bytes
 
 pytestmark = pytest.mark.django_db
+
+CHAIN = [
+    State.DETECTED,
+    State.VALIDATED,
+    State.QUEUED,
+    State.TRANSFERRING,
+    State.TRANSFERRED,
+    State.COLORIST_ASSIGNED,
+    State.IN_PROGRESS,
+    State.DELIVERED_TO_MAM,
+    State.ARCHIVED,
+]
 
 
 @pytest.fixture
@@ -62,16 +79,29 @@ def test_validation_checks_type_size_and_hash_and_flags_duplicates(tustin, colou
     )
 
 
-def test_the_whole_chain_by_the_right_roles(tustin, nashville, colour_people, settings):
+def test_the_whole_chain_from_detected_to_archived_by_the_right_roles(
+    tustin, nashville, colour_people, settings, sites_root, django_capture_on_commit_callbacks
+):
+    """Every step through the services (the copy and the MAM delivery as inline jobs), each
+    by the role it needs, each audited with the state it left and the state it reached."""
+    settings.JOBS_INLINE = True
     engineer, colorist = colour_people["engineer"], colour_people["colorist"]
-    media = registered(tustin)
+    data, sha = media_bytes("A001/clip.mov", 300_000)
+    media, created = services.file_register(
+        site=tustin, path="A001/clip.mov", size=len(data), sha256=sha
+    )
+    assert created and media.state == State.DETECTED
+    media = services.file_store_upload(media=media, stream=io.BytesIO(data), length=len(data))
     media = services.file_validate(media=media, by=engineer)
     media = services.file_queue(media=media, by=engineer, destination=nashville)
     assert media.state == State.QUEUED and media.destination == nashville
-    with pytest.raises(DomainError, match="not been uploaded"):
+    with django_capture_on_commit_callbacks(execute=True):
         services.file_start_transfer(media=media, by=engineer)
-    MediaFile.objects.filter(pk=media.pk).update(state=State.TRANSFERRED)
     media.refresh_from_db()
+    assert media.state == State.TRANSFERRED
+    assert media.transfer_jobs.get().verified_sha256 == sha
+    with pytest.raises(RoleRequired):
+        services.file_assign(media=media, by=colorist, colorist=colorist)
     media = services.file_assign(media=media, by=engineer, colorist=colorist)
     assert Notification.objects.filter(
         recipient=colorist, title__contains="assigned to you"
@@ -79,15 +109,32 @@ def test_the_whole_chain_by_the_right_roles(tustin, nashville, colour_people, se
     with pytest.raises(RoleRequired, match="assigned colorist"):
         services.file_start(media=media, by=engineer)
     media = services.file_start(media=media, by=colorist)
-    assert media.state == State.IN_PROGRESS
-    verbs = [e.verb for e in file_events(media)]
-    assert verbs == [
-        "colour.file.detected",
-        "colour.file.validate",
-        "colour.file.queue",
-        "colour.file.assign",
-        "colour.file.start",
+    with django_capture_on_commit_callbacks(execute=True):
+        services.file_deliver(media=media, by=colorist)
+    media.refresh_from_db()
+    assert media.state == State.DELIVERED_TO_MAM
+    assert (settings.MAM_DROP_FOLDER / "clip.mov").read_bytes() == data
+    with pytest.raises(RoleRequired):
+        services.file_archive(media=media, by=colorist)
+    media = services.file_archive(media=media, by=engineer)
+    assert media.state == State.ARCHIVED
+
+    events = list(file_events(media))
+    assert [(e.actor_name, e.verb) for e in events] == [
+        ("", "colour.file.detected"),
+        ("", "colour.file.uploaded"),
+        ("c_engineer", "colour.file.validate"),
+        ("c_engineer", "colour.file.queue"),
+        ("c_engineer", "colour.file.start_transfer"),
+        ("", "colour.file.complete_transfer"),
+        ("c_engineer", "colour.file.assign"),
+        ("c_colorist", "colour.file.start"),
+        ("c_colorist", "colour.file.delivery_requested"),
+        ("", "colour.file.deliver"),
+        ("c_engineer", "colour.file.archive"),
     ]
+    moves = [(e.before["state"], e.after["state"]) for e in events if e.before]
+    assert moves == list(itertools.pairwise(CHAIN))
 
 
 def test_only_colorists_are_assignable_and_only_the_assignee_starts(
@@ -209,3 +256,31 @@ def test_illegal_actions_in_the_pages_show_a_message(tustin, colour_people, clie
     )
     assert "is not possible now" in response.content.decode()
     assert MediaFile.objects.get(pk=media.pk).state == State.DETECTED
+
+
+def test_a_transfer_can_be_retried_once_its_job_failed_or_its_worker_went_silent(
+    settings, uploaded_file, colour_people
+):
+    settings.JOBS_INLINE = True  # never runs here: the test's transaction does not commit
+    engineer = colour_people["engineer"]
+    media = services.file_start_transfer(media=uploaded_file(), by=engineer)
+    job = media.transfer_jobs.get()
+
+    def retry_offered():
+        media.refresh_from_db()
+        return ("start_transfer", "Retry transfer") in services.allowed_actions(media, engineer)
+
+    assert not retry_offered()  # queued
+    with pytest.raises(IllegalTransition, match="under way"):
+        services.file_start_transfer(media=media, by=engineer)
+    TransferJob.objects.filter(pk=job.pk).update(status=TransferJob.Status.RUNNING)
+    JobRun.objects.filter(pk=job.run_id).update(status="running", started_at=timezone.now())
+    assert not retry_offered()  # running, and heard from
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER + 1)
+    JobRun.objects.filter(pk=job.run_id).update(started_at=long_ago, updated_at=long_ago)
+    assert retry_offered()  # its worker died
+    TransferJob.objects.filter(pk=job.pk).update(status=TransferJob.Status.FAILED)
+    assert retry_offered()
+
+    services.file_start_transfer(media=media, by=engineer)
+    assert media.transfer_jobs.count() == 2 and not retry_offered()

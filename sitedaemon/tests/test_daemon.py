@@ -4,7 +4,6 @@ import hashlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,24 +15,11 @@ import pytest
 import sitedaemon
 
 from .conftest import KEY, REPO, wait_until
+from .process import queue_states
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def queue_states(state_dir) -> dict:
-    """The daemon's own queue, read as another process would (WAL allows it)."""
-    path = state_dir / "queue.sqlite3"
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return dict(db.execute("SELECT state, count(*) FROM items GROUP BY state"))
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        db.close()
 
 
 def test_the_daemon_never_imports_django():
