@@ -21,6 +21,7 @@ from pipeline_project.accounts.services import user_set_roles
 from pipeline_project.errors import Conflict, DomainError, IllegalTransition, RoleRequired
 from pipeline_project.fileops.paths import PathOutsideRoot, confine
 from pipeline_project.studio.audit import record
+from pipeline_project.studio.models import JobRun
 from pipeline_project.studio.services import notify
 
 from .models import ACTION_LABELS, ALLOWED_TRANSITIONS, MediaFile, Route, Site, State, TransferJob
@@ -244,6 +245,11 @@ def _blocked(media: MediaFile, action: str) -> str:
             f"A transfer of {media.filename} is under way: it can be started again only once "
             "it has failed."
         )
+    if (
+        action == "deliver"
+        and JobRun.objects.under_way_for(media, "colour_routing.jobs.deliver_to_mam").exists()
+    ):
+        return f"A delivery of {media.filename} to the MAM is under way or waiting to retry."
     return ""
 
 

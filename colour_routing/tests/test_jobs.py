@@ -15,6 +15,7 @@ from colour_routing import mam, services
 from colour_routing.models import MamAttempt, MediaFile, Route, State, TransferJob
 from colour_routing.selectors import file_events
 from pipeline_project import jobs
+from pipeline_project.errors import IllegalTransition
 from pipeline_project.studio.models import JobRun, Notification
 from sitedaemon.tests.process import wait_until
 
@@ -184,6 +185,11 @@ def test_mam_webhook_delivery_is_retried_with_backoff_and_every_attempt_recorded
             f"attempt {number} failed" in media.state_reason and str(status) in media.state_reason
         )
         assert JobRun.objects.get(pk=run.pk).status == JobRun.Status.RETRYING
+        # While it waits to retry, a second delivery is refused rather than queued beside it.
+        assert "deliver" not in dict(services.allowed_actions(media, colour_people["colorist"]))
+        with pytest.raises(IllegalTransition, match="under way or waiting to retry"):
+            services.file_deliver(media=media, by=colour_people["colorist"])
+        assert JobRun.objects.filter(func="colour_routing.jobs.deliver_to_mam").count() == 1
         delay, due = retry_delay(run, before)
         assert delay >= 2 ** (number - 1), "retried without backing off"
         wait_until(lambda due=due: datetime.now(UTC) >= due, timeout=10, what="the retry")

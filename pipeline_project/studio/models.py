@@ -254,6 +254,17 @@ class JobRunQuerySet(models.QuerySet):
     def running(self):
         return self.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING])
 
+    def under_way_for(self, target, func: str):
+        """Runs of `func` on `target` that may still do their work: queued, waiting to retry,
+        or running and alive (see alive_for)."""
+        waiting = self.filter(
+            target_type=ContentType.objects.get_for_model(target),
+            target_id=str(target.pk),
+            func=func,
+            status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING],
+        )
+        return waiting | self.alive_for(target, func)
+
     def alive_for(self, target, func: str):
         """Runs of `func` on `target` that are working now: running, with progress written within
         JOB_STALE_AFTER seconds (a worker that died leaves its run 'running' but silent)."""
