@@ -2,6 +2,7 @@
 
 import argparse
 import fcntl
+import gc
 import logging
 import os
 import re
@@ -176,6 +177,9 @@ def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
     settings = settings_from(args, p)
+    # What was imported lives as long as the process: the garbage collector need not look
+    # through it again and again (a tenth of the worker's time with thousands of files).
+    gc.freeze()
     # Before any thread, open file or log line: the helper is forked from this process.
     helper = HashHelper.start()
     try:

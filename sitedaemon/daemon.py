@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import queue
-import random
 import select
 import threading
 import time
@@ -171,7 +170,7 @@ class Worker:
             if next_rescan is not None and now >= next_rescan:
                 detector.scan(self.s.root)
                 next_rescan = now + self.s.rescan
-            if not (hashed or sent or detector.can_work):
+            if not (hashed or sent or detector.can_work or detector.share_hashing()):
                 self._wait(now)
 
     def _nothing_left(self) -> bool:
@@ -276,10 +275,14 @@ class Worker:
                     break
                 upload = body.get("upload_needed", True) is not False and not self.s.metadata_only
                 changes.append((item.id, "registered" if upload else "done", server_id, ""))
-                lines.append(
-                    f"registered {item.path} {human_size(item.size)} sha256={item.sha256[:12]}…"
-                    f" id={server_id}{'' if body.get('created', True) else ' (already known)'}"
-                )
+                # A file to upload gets its one line when the upload is done; a registration
+                # the orchestrator already had (resent after a crash) is worth its own line.
+                if not upload or body.get("created", True) is False:
+                    lines.append(
+                        f"registered {item.path} {human_size(item.size)} "
+                        f"sha256={item.sha256[:12]}… id={server_id}"
+                        f"{'' if body.get('created', True) else ' (already known)'}"
+                    )
             elif (kind := _kind(status)) != "item":
                 trouble = (kind, f"{status} {answer.detail}")
                 break
@@ -361,12 +364,13 @@ class Worker:
             self.store.update([(item.id, "done", None, "")])
             seconds = time.monotonic() - started
             log.info(
-                "uploaded %s %s in %.1f s (%s/s) id=%s",
+                "uploaded %s %s sha256=%s… id=%s in %.1f s (%s/s)",
                 item.path,
                 human_size(item.size),
+                item.sha256[:12],
+                item.server_id,
                 seconds,
                 human_size(item.size / max(seconds, 1e-6)),
-                item.server_id,
             )
             self._ok()
             return True
@@ -443,6 +447,8 @@ class Worker:
                 )
             else:
                 what = f"orchestrator URL {self.s.url} does not look like the API ({detail})"
+        import random  # only when needed: it adds to the start-up time
+
         delay *= 1 + random.random() / 10  # noqa: S311 (jitter, not security)
         self.retry_at = time.monotonic() + delay
         if self.s.once and (kind != "transient" or self.failures >= ONCE_TRANSIENT_FAILURES):
@@ -511,14 +517,24 @@ class Heartbeat:
             self._last = outcome
 
 
+_ISO_SECONDS: dict[int, str] = {}  # whole seconds -> "YYYY-MM-DDTHH:MM:SS" (strftime is slow)
+
+
 def iso_utc(mtime_ns: int) -> str:
     seconds, nanoseconds = divmod(mtime_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds // 1000:06d}Z"
+    stamp = _ISO_SECONDS.get(seconds)
+    if stamp is None:
+        if len(_ISO_SECONDS) >= 4096:
+            _ISO_SECONDS.clear()
+        stamp = _ISO_SECONDS[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{nanoseconds // 1000:06d}Z"
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB", "GB"):  # called for every file logged: no more work than needed
         size /= 1000
-    raise AssertionError  # unreachable
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} TB"

@@ -15,7 +15,7 @@ import time
 from collections import deque
 
 from .filters import ignored_name, ignored_path
-from .hashing import FileChanged, Hasher, Stopping
+from .hashing import SMALL_FILE, FileChanged, Hasher, Stopping
 from .helper import CHANGED, OK, HelperGone
 
 log = logging.getLogger("sitedaemon")
@@ -24,6 +24,7 @@ PRELOAD_LIMIT = 100_000  # queues up to this many versions are kept in memory fo
 HELPER_BATCH = 64  # files per request to the hash helper
 HELPER_BATCHES = 4  # requests in flight to it
 WALK_AHEAD = 4096  # files found, settling or waiting to be hashed, before walking pauses
+SHARE_BATCH = 16  # small files the worker hashes itself when it would otherwise wait
 _DONE = object()
 
 
@@ -98,6 +99,14 @@ class Detector:
     def _may_walk(self) -> bool:
         """A walk is in progress and not too far ahead of settling and hashing (memory)."""
         return bool(self._scans) and len(self.ready) + len(self.candidates) < WALK_AHEAD
+
+    def share_hashing(self) -> int:
+        """The worker has nothing else to do and the helper has all the files it can take:
+        hash a few small ready files here (well under a millisecond each; a large one is
+        left to the helper) and commit them. How many were."""
+        if self.helper is None or not self.ready or self.ready[0][1] > SMALL_FILE:
+            return 0
+        return self._hash_here(SHARE_BATCH, small_only=True)
 
     def give_up_unsettled(self) -> int:
         """--once is over: log the files still changing (not reported); how many."""
@@ -237,10 +246,17 @@ class Detector:
                 self.helper = None
                 while self._hashing:
                     self.ready.extendleft(reversed(self._hashing.pop()))
+        return self._hash_here(budget)
+
+    def _hash_here(self, budget: int, small_only: bool = False) -> int:
+        """Hash up to `budget` ready files in this thread (only small ones with `small_only`)
+        and commit them; how many were."""
         batch = []
         started = time.monotonic()
         root = self.root + os.sep
         while self.ready and len(batch) < budget and not self.stop.is_set():
+            if small_only and self.ready[0][1] > SMALL_FILE:
+                break
             relative, size, mtime = self.ready.popleft()
             try:
                 digest = self.hasher.hash(root + relative, size, mtime)

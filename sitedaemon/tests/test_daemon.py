@@ -77,8 +77,11 @@ def test_a_file_dropped_in_is_registered_and_uploaded(
     assert upload == {"id": registration["id"], "length": len(data), "sha256": sha(data)} | {
         "status": 200
     }
-    daemon.wait_log("registered A001/clip_0001.mov 300.0 kB sha256=" + sha(data)[:12])
-    daemon.wait_log("uploaded A001/clip_0001.mov")
+    daemon.wait_log(
+        f"uploaded A001/clip_0001.mov 300.0 kB sha256={sha(data)[:12]}… id={registration['id']}"
+    )
+    lines = [line for line in daemon.log().splitlines() if "A001/clip_0001.mov" in line]
+    assert len(lines) == 1, f"one line per file: {lines}"
     assert KEY not in daemon.log()
 
 

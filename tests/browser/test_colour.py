@@ -144,8 +144,7 @@ def test_a_dropped_file_is_reported_by_the_daemon_and_walked_to_the_mam(
     assert media.metadata["extension"] == ".mov"
     storage = colour["settings"].COLOUR_SITES_ROOT
     assert (storage / "tustin" / CLIP).read_bytes() == data
-    daemon.wait_log(f"registered {CLIP} 3.2 MB sha256={sha[:12]}…")
-    daemon.wait_log(f"uploaded {CLIP}")
+    daemon.wait_log(f"uploaded {CLIP} 3.2 MB sha256={sha[:12]}…")
     assert colour["key"] not in daemon.log()
 
     # --- Engineer: sees the site online and the file in the queue; validates, queues for
