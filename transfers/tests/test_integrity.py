@@ -248,3 +248,30 @@ def test_nothing_without_a_clean_manifest_is_ever_copied(inline, new_transfer, p
     assert transfer.status == Status.FAILED
     assert f"{PLATE} is not scanned yet" in transfer.status_reason
     assert production_files(inline) == []
+
+
+def test_a_second_copy_job_steps_aside_while_an_earlier_one_is_alive(inline, new_transfer, people):
+    from transfers.jobs import copy_transfer
+
+    transfer = submit_and_approve(new_transfer(), people)
+    Transfer.objects.filter(pk=transfer.pk).update(status=Status.TRANSFERRING)
+    transfer.refresh_from_db()
+    JobRun.objects.create(
+        name=f"Copy {transfer.reference}",
+        func="transfers.jobs.copy_transfer",
+        queue="transfer",
+        status=JobRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(seconds=5),
+        target_type=ContentType.objects.get_for_model(Transfer),
+        target_id=str(transfer.pk),
+    )
+
+    # A duplicate enqueued behind the services' back (a worker re-queuing it, say).
+    second = jobs.enqueue(copy_transfer, transfer.pk, queue="transfer", target=transfer)
+
+    second.refresh_from_db()
+    transfer.refresh_from_db()
+    assert second.message.startswith("Stepped aside")
+    assert transfer.status == Status.TRANSFERRING
+    assert production_files(inline) == []
+    assert not [f for f in transfer.files.all() if f.is_verified()]
