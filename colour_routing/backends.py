@@ -28,8 +28,9 @@ from pathlib import Path
 from pipeline_project.fileops.copy import (
     ChecksumMismatch,
     copy_verified,
+    fsync_dir,
     part_prefix,
-    rename_noreplace,
+    place_new,
 )
 from pipeline_project.fileops.hashing import sha256_file
 
@@ -38,7 +39,6 @@ POLL_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5
 _OUTPUT_TAIL_CHARS = 2000
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 
 # rsync's exit codes (man rsync, EXIT VALUES); the transient ones are network faults and timeouts.
 RSYNC_EXIT_CODES = {
@@ -154,12 +154,12 @@ class _ExternalBackend(Backend):
                     actual=actual,
                     path=dst,
                 )
-            _place_new(temp, dst)
+            place_new(temp, dst)
         except BaseException:
             _remove(temp)
             raise
         _remove(temp)  # placed by a hard link: drop the temporary name
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
         if progress is not None:
             progress(total, total)
         return actual
@@ -397,37 +397,12 @@ def _unused_temp_name(dst: Path) -> Path:
             return temp
 
 
-def _place_new(temp: Path, dst: Path):
-    """Give `temp` the name `dst` atomically, never replacing (FileExistsError). A hard link
-    where the filesystem has them (the caller then removes `temp`), else rename-no-replace."""
-    try:
-        os.link(temp, dst)
-        return
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in _LINK_UNSUPPORTED:
-            raise
-    rename_noreplace(temp, dst)
-
-
 def _remove(path: Path):
     with contextlib.suppress(FileNotFoundError):
         if path.is_dir() and not path.is_symlink():  # a CLI that took {tmp} for a folder
             shutil.rmtree(path)
         else:
             os.unlink(path)
-
-
-def _fsync_dir(directory: Path):
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _sha256_hex(value) -> str:

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline_project.fileops.copy import copy_verified, part_prefix, rename_noreplace
+from pipeline_project.fileops.copy import (
+    copy_verified,
+    fsync_dir,
+    part_prefix,
+    rename_noreplace,
+)
 from pipeline_project.fileops.paths import safe_name
 
 SIDECAR_SUFFIX = ".json"
@@ -106,18 +111,7 @@ def _write_new_file(path: Path, content: bytes):
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path):
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _json_default(value):

@@ -107,7 +107,7 @@ def copy_verified(src, dst, expected_sha256=None, progress=None) -> str:
                 )
             finally:
                 os.close(temp_fd)
-            _place_new(temp, dst)
+            place_new(temp, dst)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -236,7 +236,7 @@ def _create_part(dst: Path) -> tuple[Path, int]:
         return temp, fd
 
 
-def _place_new(temp: Path, dst: Path):
+def place_new(temp: Path, dst: Path):
     """Give `temp` the name `dst` atomically, failing with FileExistsError if `dst` exists.
 
     A hard link is atomic and never replaces; where links are unsupported (some SMB/NFS
@@ -284,7 +284,8 @@ def rename_noreplace(src, dst):
     os.rename(src, dst)
 
 
-def _fsync_dir(directory: Path):
+def fsync_dir(directory: Path):
+    """Make a rename or link in `directory` durable (a no-op where the filesystem refuses)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -298,7 +299,7 @@ def _fsync_dir(directory: Path):
 def _fsync_dir_or_undo(dst: Path):
     """Make the new name durable; if that fails, take the name away again and re-raise."""
     try:
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(dst)
@@ -322,7 +323,7 @@ def move_file(src, dst) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if os.stat(dst.parent).st_dev == info.st_dev:
         try:
-            _place_new(src, dst)
+            place_new(src, dst)
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # e.g. a bind mount of the same device
                 raise
@@ -330,10 +331,10 @@ def move_file(src, dst) -> str:
             with contextlib.suppress(FileNotFoundError):
                 if os.path.samefile(src, dst):  # placed by a hard link: drop the old name
                     os.unlink(src)
-            _fsync_dir(dst.parent)
-            _fsync_dir(src.parent)
+            fsync_dir(dst.parent)
+            fsync_dir(src.parent)
             return sha256_file(dst)
     sha256 = copy_verified(src, dst)
     os.unlink(src)
-    _fsync_dir(src.parent)
+    fsync_dir(src.parent)
     return sha256

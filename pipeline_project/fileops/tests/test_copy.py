@@ -489,8 +489,8 @@ def test_move_file_across_filesystems_copies_verifies_then_removes_the_source(
         placed.append(destination)
         return real_place(source, destination)
 
-    real_place = copy_module._place_new
-    monkeypatch.setattr(copy_module, "_place_new", cross_device)
+    real_place = copy_module.place_new
+    monkeypatch.setattr(copy_module, "place_new", cross_device)
 
     assert move_file(src, target) == expected
 
