@@ -39,12 +39,11 @@ def as_user(api_client):
 
 
 def submit_and_approve(transfer, people, *, until_last=False):
+    """Submit, then approve each stage (all but the line producer's with `until_last`)."""
     transfer = services.transfer_submit(transfer=transfer, by=people["artist"])
-    roles = ("team_lead", "supervisor") if until_last else ("team_lead", "supervisor", "lp")
-    for role in roles:
-        transfer = services.transfer_approve(
-            transfer=transfer, by=people["line_producer" if role == "lp" else role]
-        )
+    stages = ["team_lead", "supervisor"] + ([] if until_last else ["line_producer"])
+    for role in stages:
+        transfer = services.transfer_approve(transfer=transfer, by=people[role])
     return Transfer.objects.get(pk=transfer.pk)
 
 
@@ -99,10 +98,9 @@ def test_bytes_changed_between_hashing_and_scanning_never_pass(
 
 
 def test_clamd_down_inline_gives_up_says_so_and_tells_the_data_team(inline, new_transfer, people):
-    from django.conf import settings
-
-    settings.CLAMD_SOCKET, settings.CLAMD_HOST = "", "127.0.0.1"
-    settings.CLAMD_PORT = 9  # discard port: nothing listens
+    # Through the settings fixture, so the address is put back after the test.
+    inline.CLAMD_SOCKET, inline.CLAMD_HOST = "", "127.0.0.1"
+    inline.CLAMD_PORT = 9  # discard port: nothing listens
 
     transfer = submit_and_approve(new_transfer(), people)
 
