@@ -99,10 +99,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pipeline",
         type=int,
-        default=128,
+        default=1024,
         metavar="N",
         help="registrations in flight on the connection (HTTP/1.1 pipelining; 1 turns it "
-        "off; default 128)",
+        "off; default 1024)",
     )
     p.add_argument(
         "--retry-failed",

@@ -26,12 +26,16 @@ UPLOAD_SLICE = 8 << 20  # bytes sent between checks for a stop request
 MAX_HEAD = 64 << 10  # of an answer's status line and headers
 MAX_BODY = 1 << 20  # of a JSON answer; a larger one means the URL is not the API
 RECEIVE = 256 << 10
+SEND_SLICE = 256 << 10  # bytes written at once, between reads of the answers
+SEND_POLL = 1.0  # seconds between checks of the send deadline
+MAX_PENDING = 64 << 20  # answers read ahead while sending, not yet parsed
 _TITLE = re.compile(r"<title>(.*?)</title>", re.I | re.S)
 _URL = re.compile(r"(https?)://([^/:\[\]@?#]+|\[[0-9A-Fa-f:.]+\])(?::(\d+))?(/[^?#]*)?", re.I)
 # In the lower-cased header fields of an answer (each line preceded by CRLF):
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked")
 _CONNECTION = re.compile(rb"\r\nconnection:([^\r]*)")
+_ssl_want: tuple = ()  # ssl.SSLWantReadError and SSLWantWriteError, once ssl is imported
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # json.loads costs twice as much as its scanner on the small answers that come by the
 # thousand (encoding detection, whitespace regexes): _loads tries the scanner first.
@@ -102,6 +106,11 @@ class Client:
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
         self.answered = 0  # answers received on the current connection
+        self.sent = 0  # requests written on the current connection
+        # Answers a server gives on one connection before it closes it (nginx's
+        # keepalive_requests), once seen: more requests than that on a connection would only
+        # have to be sent again on the next.
+        self.per_connection: int | None = None
         self._used = 0.0  # monotonic time of the last answer
         self._lock = threading.Lock()  # guards _sock against abort() from another thread
         self._aborted = False
@@ -125,6 +134,8 @@ class Client:
                 if self._https:
                     import ssl  # only when needed: slow to import
 
+                    global _ssl_want
+                    _ssl_want = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
                     sock = ssl.create_default_context().wrap_socket(
                         sock, server_hostname=self._host
                     )
@@ -137,7 +148,7 @@ class Client:
                     raise Stopping
                 self._sock = sock
             self._buffer.clear()
-            self.answered = 0
+            self.answered = self.sent = 0
             self._used = time.monotonic()
         return self._sock
 
@@ -190,13 +201,48 @@ class Client:
 
     def send(self, requests: list[bytes]):
         """Write requests on the connection (opened if needed); the answers come from
-        receive(), in the same order."""
+        receive(), in the same order.
+
+        Answers that arrive while the requests are written are read into the buffer as they
+        come: a server that answers each request before it reads the next (most do) stops
+        reading once its answers fill the socket buffers, so a client that only wrote would
+        wait for it forever. A connection the server closed meanwhile is left for receive()
+        to find, after the answers that came before the close."""
         try:
             sock = self._connect()
-            sock.sendall(b"".join(requests))
-            _quick_ack(sock)
+            data = memoryview(b"".join(requests))
+            self.sent += len(requests)
+            sent, deadline = 0, time.monotonic() + self.timeout
+            while sent < len(data):
+                readable, writable, _ = select.select([sock], [sock], [], SEND_POLL)
+                if readable:
+                    if not self._read_some(sock):
+                        return  # closed by the server: receive() reads what came first
+                    deadline = time.monotonic() + self.timeout
+                if writable:
+                    try:
+                        sent += sock.send(data[sent : sent + SEND_SLICE])
+                    except (BlockingIOError, InterruptedError, *_ssl_want):
+                        continue
+                    deadline = time.monotonic() + self.timeout
+                elif not readable and time.monotonic() > deadline:
+                    raise RequestError("timed out")
         except (OSError, ValueError) as exc:
             self._failed(exc)
+
+    def _read_some(self, sock) -> bool:
+        """Read what has arrived into the buffer; False at the end of the stream."""
+        try:
+            data = sock.recv(RECEIVE)
+        except (BlockingIOError, InterruptedError, *_ssl_want):
+            return True  # TLS: part of a record, the rest comes later
+        _quick_ack(sock)
+        if not data:
+            return False
+        self._buffer += data
+        if len(self._buffer) > MAX_PENDING:
+            raise RequestError("answers pile up unread: is the URL the API?")
+        return True
 
     def receive(self, timeout: float) -> list[Response]:
         """The answers that have arrived, waiting up to `timeout` seconds for the first one
@@ -231,6 +277,8 @@ class Client:
             self.answered += len(answers)
             self._used = time.monotonic()
             if not answers[-1].keep_alive:
+                if 200 <= answers[-1].status < 300:
+                    self.per_connection = self.answered  # its limit, not a failure
                 self.close()  # the server said so; what was not answered must be sent again
         return answers
 
@@ -333,6 +381,7 @@ class Client:
 
     def _upload(self, path, file, size, sha256, should_stop) -> Response:
         sock = self._connect()
+        self.sent += 1
         sock.sendall(
             b"POST %s HTTP/1.1\r\n%sContent-Type: application/octet-stream\r\n"
             b"Content-Length: %d\r\nX-Content-SHA256: %s\r\n\r\n"

@@ -49,7 +49,7 @@ class Settings:
         self.settle = 5.0
         self.heartbeat = 30.0
         self.max_backoff = 300.0
-        self.pipeline = 128
+        self.pipeline = 1024
         self.rescan = 0.0
         self.timeout = 60.0
         self.once = False
@@ -232,7 +232,16 @@ class Worker:
         when the connection failed."""
         if len(self.in_flight) > self.window // 2:
             return False
-        items = self.store.pending(self.window - len(self.in_flight), after=self.cursor)
+        room = self.window - len(self.in_flight)
+        if (limit := self.client.per_connection) is not None:
+            sent = self.client.sent if self.client.connected else 0
+            if sent >= limit and not self.in_flight:
+                self.client.per_connection = limit = None  # it did not close: no limit
+            elif sent >= limit:
+                return False  # the server closes this connection after the answers due
+            else:
+                room = min(room, limit - sent)
+        items = self.store.pending(room, after=self.cursor)
         if not items:
             return False
         try:

@@ -94,6 +94,8 @@ class HashHelper:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline, pause = time.monotonic() + 5, 0.0005
+        if _wait_exit(pid, 5):
+            return
         while time.monotonic() < deadline:
             try:
                 if os.waitpid(pid, os.WNOHANG)[0]:
@@ -102,6 +104,23 @@ class HashHelper:
                 return
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    """Wait for the child to exit, woken the moment it does (a pidfd, Linux 5.3 and later),
+    and reap it; False where pidfds are missing, to poll instead."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return False
+    try:
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    try:
+        return bool(os.waitpid(pid, os.WNOHANG)[0])
+    except ChildProcessError:
+        return True
 
 
 def _serve(sock: socket.socket):

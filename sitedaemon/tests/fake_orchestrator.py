@@ -48,6 +48,7 @@ class FakeOrchestrator:
         self.refuse_unread_in = 0
         # Close each connection after this many answers (nginx's keepalive_requests does).
         self.close_every = 0
+        self.unanswered_at_close = []  # per connection closed so: requests it left unread
         self.upload_chunk_delay = 0.0  # seconds per 64 KiB of upload read
         self._server = None
         self._thread = None
@@ -440,6 +441,20 @@ class _Handler(BaseHTTPRequestHandler):
             if answered == self.server.fake.close_every:
                 self.close_connection = True
             self._answer(status, payload)
+            if answered == self.server.fake.close_every:
+                self._count_unread()
+
+    def _count_unread(self):
+        """Closing after close_every answers: note how many requests came in vain."""
+        with contextlib.suppress(OSError):
+            self.wfile.send()
+        time.sleep(0.05)  # what the client wrote with the last request has arrived by now
+        unread = bytes(self.rfile.buffer[self.rfile.pos :])
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := self.connection.recv(1 << 20, socket.MSG_DONTWAIT):
+                unread += chunk
+        with self.server.fake.lock:
+            self.server.fake.unanswered_at_close.append(unread.count(b"POST "))
 
     def read_body(self) -> bytes:
         length = int(self.headers.get("content-length") or 0)

@@ -226,3 +226,38 @@ def test_answers_written_in_pieces_are_not_held_up_by_delayed_acks():
         server.sock.close()
     # Without quick ACKs each answer waits ~40 ms for the client's delayed ACK.
     assert sorted(took)[len(took) // 2] < 0.02, took
+
+
+def test_answers_are_read_while_a_long_pipeline_is_written():
+    """A server that answers each request before it reads the next stops reading once its
+    answers fill the socket buffers: the client must read them as it writes, or both wait."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+    port, count, padding = listener.getsockname()[1], 1500, b"x" * 8192
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as requests:
+            for _ in range(count):
+                length = 0
+                while (line := requests.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = requests.read(length)
+                answer = b'{"n":%s,"pad":"%s"}' % (body[5 : body.index(b",")], padding)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+                )
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    client = Client(f"http://127.0.0.1:{port}", "key", timeout=5)
+    pad = "y" * 8192
+    client.send([client.json_request("/files/", {"n": n, "pad": pad}) for n in range(count)])
+    answers = []
+    while len(answers) < count:
+        answers += client.receive(5)
+    assert [a.json()["n"] for a in answers] == list(range(count))
+    client.close()
+    server.join(5)
+    listener.close()
