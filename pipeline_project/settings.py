@@ -250,6 +250,13 @@ PRODUCTION_ROOT = env_path("PRODUCTION_ROOT", DATA_DIR / "production")
 QUARANTINE_ROOT = env_path("QUARANTINE_ROOT", DATA_DIR / "quarantine")
 # Start the verified copy to production as soon as a scan comes back clean (else IT starts it).
 AUTO_TRANSFER = env_bool("AUTO_TRANSFER", True)
+# Where a verified copy is read back from (fileops reads it from the environment; checked
+# here so that a typo stops the site at start, not the first transfer).
+FILEOPS_READBACK = env_str("FILEOPS_READBACK", "auto").strip().lower() or "auto"
+if FILEOPS_READBACK not in ("auto", "storage", "cache"):
+    raise ImproperlyConfigured(
+        f"FILEOPS_READBACK must be auto, storage or cache, got {FILEOPS_READBACK!r}."
+    )
 # Whether a person may approve a stage of their own request (admins acting for a stage included).
 TRANSFERS_ALLOW_SELF_APPROVAL = env_bool("TRANSFERS_ALLOW_SELF_APPROVAL", False)
 # Largest upload accepted through the browser, in MiB (bigger deliveries go through staging).

@@ -77,3 +77,13 @@ def test_shotgrid_enabled_without_credentials_fails(tmp_path, missing):
     env.pop(missing)
     result = django_check(env, tmp_path=tmp_path)
     assert result.returncode != 0 and "SHOTGRID_ENABLED is on" in result.stderr
+
+
+def test_an_unknown_readback_mode_stops_the_site_at_start(tmp_path):
+    result = django_check({"DEBUG": "1", "FILEOPS_READBACK": "disk"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "FILEOPS_READBACK must be auto, storage or cache, got 'disk'" in result.stderr
+    assert (
+        django_check({"DEBUG": "1", "FILEOPS_READBACK": "Storage"}, tmp_path=tmp_path).returncode
+        == 0
+    )

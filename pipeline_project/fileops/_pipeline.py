@@ -32,11 +32,15 @@ class ChunkStream:
     READERS helper threads.
 
     With `write_fd`, another thread writes each chunk to `write_fd` before it is handed over,
-    so what the caller hashes is exactly what was written. A view is only valid until the next
+    so what the caller hashes is exactly what was written; `drop_written` says whether what
+    was written back to storage leaves the page cache (see WriteBehind), and `on_written(n)`
+    is called from the writing thread once the first n bytes are written. A view is only valid until the next
     one is requested. Use as a context manager: leaving it stops and joins the threads.
     """
 
-    def __init__(self, fd: int, *, write_fd: int | None = None):
+    def __init__(
+        self, fd: int, *, write_fd: int | None = None, drop_written: bool = True, on_written=None
+    ):
         self._chunk = CHUNK_SIZE
         # Anonymous mmaps are page-aligned: the kernel copies them fastest, and O_DIRECT needs it.
         self._buffers = [mmap.mmap(-1, self._chunk) for _ in range(BUFFER_COUNT)]
@@ -46,6 +50,8 @@ class ChunkStream:
         self._cancelled = threading.Event()
         self._claim = threading.Lock()
         self._start, self._next_chunk, self._eof = os.lseek(fd, 0, os.SEEK_CUR), 0, False
+        self._drop_written = drop_written
+        self._on_written = on_written
         self._read_in_order = self._ready = _InOrder()
         stages = [(self._read, fd)] * READERS
         if write_fd is not None:
@@ -112,11 +118,14 @@ class ChunkStream:
 
     def _write(self, fd: int):
         try:
-            behind = WriteBehind(fd)
-            number = 0
+            behind = WriteBehind(fd, drop=self._drop_written)
+            number = total = 0
             while True:
                 index, length = self._read_in_order.get()
                 write_all(fd, memoryview(self._buffers[index])[:length])
+                total += length
+                if self._on_written is not None:
+                    self._on_written(total)
                 behind.wrote(length)
                 self._ready.put(number, (index, length))
                 number += 1
@@ -186,13 +195,14 @@ class WriteBehind:
     """Streams written data to storage as the copy goes instead of all at the final fsync.
 
     Every WRITEBACK_EVERY bytes it starts writeback of the newest window, waits for the one
-    before and drops it from the page cache. Dirty memory stays bounded, the final fsync has
-    little left to do, and the read-back that verifies the copy comes from storage, not from
-    memory. Linux only (sync_file_range); elsewhere it does nothing and fsync does it all.
+    before and (with `drop`) drops it from the page cache. Dirty memory stays bounded, the
+    final fsync has little left to do, and with `drop` the read-back that verifies the copy
+    comes from storage, not from memory. Linux only (sync_file_range); elsewhere it does nothing and fsync does it all.
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, drop: bool = True):
         self._fd = fd
+        self._drop = drop
         self._written = self._started = 0
         self._previous: tuple[int, int] | None = None
 
@@ -204,8 +214,9 @@ class WriteBehind:
         _sync_file_range(self._fd, *window, _SYNC_FILE_RANGE_WRITE)
         if self._previous is not None:
             _sync_file_range(self._fd, *self._previous, _SYNC_FILE_RANGE_WAIT_ALL)
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self._fd, *self._previous, os.POSIX_FADV_DONTNEED)
+            if self._drop:
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(self._fd, *self._previous, os.POSIX_FADV_DONTNEED)
         self._previous = window
         self._started = self._written
 

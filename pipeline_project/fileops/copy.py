@@ -1,9 +1,19 @@
 """Verified copies and safe moves: nothing partial or unverified ever appears under a final name.
 
 copy_verified writes to `.{name}.part-<random>` beside the destination while hashing what it
-writes, fsyncs, re-reads the written file from storage and hashes it again, and only then gives
-it its final name, never replacing an existing file. A killed copy leaves only a `.part-` file,
+writes, fsyncs, re-reads the written file and hashes it again, and only then gives it its
+final name, never replacing an existing file. A killed copy leaves only a `.part-` file,
 which remove_stale_parts deletes before a re-run.
+
+Where the re-read comes from (`readback`, else the FILEOPS_READBACK environment variable):
+- "storage": the copy's pages are dropped from the page cache and it is read back from the
+  device or file server: this also catches what a storage stack damaged on the way.
+- "cache": it is read back as the system holds it after the fsync, through the page cache
+  (as `cp` and then `sha256sum` would): this catches everything but damage below the kernel.
+- "auto" (the default): "cache" on filesystems on this machine's own disks (ext4, xfs,
+  btrfs, zfs, f2fs, bcachefs, tmpfs), whose devices check their own writes; "storage"
+  everywhere else: NFS, SMB, FUSE and other network or unknown filesystems, where data goes
+  through a network and a server before it is stored and the page cache proves nothing.
 """
 
 import contextlib
@@ -16,10 +26,23 @@ import secrets
 import stat
 from pathlib import Path
 
+from . import _pipeline, _readback
 from ._pipeline import ChunkStream, Progress, advise, cached_pages, libc_function, open_regular
 from .hashing import sha256_fd, sha256_file
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+READBACK_MODES = ("auto", "storage", "cache")
+# statfs(2) f_type of filesystems on this machine's own disks or memory ("auto" reads through
+# the page cache there).
+_LOCAL_FILESYSTEMS = {
+    0xEF53,  # ext2, ext3, ext4
+    0x58465342,  # xfs
+    0x9123683E,  # btrfs
+    0xF2F52010,  # f2fs
+    0x2FC12FC1,  # zfs
+    0xCA451A4E,  # bcachefs
+    0x01021994,  # tmpfs
+}
 _PART_MARK = ".part-"
 _PART_NAME_BYTES = 200
 
@@ -78,14 +101,40 @@ def remove_stale_parts(dst) -> list[Path]:
     return removed
 
 
-def copy_verified(src, dst, expected_sha256=None, progress=None) -> str:
+def readback_mode(directory, readback: str | None = None) -> str:
+    """Where a copy into `directory` is read back from: "storage" or "cache" (see above).
+
+    `readback`, else FILEOPS_READBACK, else "auto"; ValueError for anything else."""
+    mode = readback or os.environ.get("FILEOPS_READBACK", "").strip().lower() or "auto"
+    if mode not in READBACK_MODES:
+        raise ValueError(f"readback must be one of {', '.join(READBACK_MODES)}, not {mode!r}")
+    if mode == "auto":
+        return "cache" if filesystem_type(directory) in _LOCAL_FILESYSTEMS else "storage"
+    return mode
+
+
+def filesystem_type(path) -> int | None:
+    """statfs(2)'s f_type for `path`, or None where that cannot be told."""
+    if _statfs is None:
+        return None
+    buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if _statfs(os.fsencode(path), buffer) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF  # f_type comes first
+
+
+_statfs = libc_function("statfs", ctypes.c_char_p, ctypes.c_void_p)
+
+
+def copy_verified(src, dst, expected_sha256=None, progress=None, readback=None) -> str:
     """Copy `src` to `dst` and return the SHA-256, verified on both sides.
 
     - Writes `.{dst.name}.part-<random>` in dst's folder (created if missing), hashing the
       bytes as they are written, then fsyncs it.
     - The source hash must equal `expected_sha256` when given, else ChecksumMismatch("source").
-    - The written file is read back from storage (its cached pages dropped first) and hashed;
-      a difference raises ChecksumMismatch("destination").
+    - The written file is read back and hashed, from storage (its cached pages dropped first)
+      or through the page cache, as `readback` says (see readback_mode); a difference raises
+      ChecksumMismatch("destination").
     - Only then is it placed under `dst` (never replacing a file: FileExistsError) and the
       folder fsynced. Source mtime and permission bits are kept.
     On any failure, including KeyboardInterrupt, the temporary file is removed and nothing
@@ -93,19 +142,35 @@ def copy_verified(src, dst, expected_sha256=None, progress=None) -> str:
     """
     src, dst = Path(src), Path(dst)
     expected = _normalise_sha256(expected_sha256)
+    readback_mode(dst.parent, readback)  # a wrong mode fails before anything is done
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination already exists", str(dst))
     src_fd, src_stat = open_regular(src)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
+        from_storage = readback_mode(dst.parent, readback) == "storage"
         _check_free_space(dst.parent, src_stat.st_size)
+        early = None if from_storage else _EarlyReadBack.possible(dst.parent, src_stat.st_size)
         temp, temp_fd = _create_part(dst)
         try:
             try:
+                if early is not None:
+                    early.open(temp)
                 sha256 = _copy_and_verify(
-                    src, src_fd, src_stat, dst, temp, temp_fd, expected, progress
+                    src,
+                    src_fd,
+                    src_stat,
+                    dst,
+                    temp,
+                    temp_fd,
+                    expected,
+                    progress,
+                    from_storage,
+                    early,
                 )
             finally:
+                if early is not None:
+                    early.close()
                 os.close(temp_fd)
             place_new(temp, dst)
         except BaseException:
@@ -120,8 +185,14 @@ def copy_verified(src, dst, expected_sha256=None, progress=None) -> str:
     return sha256
 
 
-def _copy_and_verify(src, src_fd, src_stat, dst, temp, temp_fd, expected, progress) -> str:
-    copied = _copy_hashing(src_fd, temp_fd, _phase(progress, "copy", src_stat.st_size))
+def _copy_and_verify(
+    src, src_fd, src_stat, dst, temp, temp_fd, expected, progress, from_storage, early
+) -> str:
+    """Copy and verify: read back from storage, or through the page cache, during the copy
+    where `early` (an _EarlyReadBack) could start, else after it."""
+    meter = _phase(progress, "copy", src_stat.st_size)
+    on_written = early.written if early is not None and early.reading else None
+    copied = _copy_hashing(src_fd, temp_fd, meter, from_storage, on_written)
     if expected is not None and copied != expected:
         raise ChecksumMismatch(src, expected, copied, "source")
     if expected is None and _changed(src_fd, src_stat):
@@ -130,7 +201,23 @@ def _copy_and_verify(src, src_fd, src_stat, dst, temp, temp_fd, expected, progre
         )
     os.fsync(temp_fd)
     written = os.fstat(temp_fd)
-    reread = _hash_from_storage(temp, lambda: _phase(progress, "verify", src_stat.st_size))
+
+    def verify():
+        return _phase(progress, "verify", src_stat.st_size)
+
+    if from_storage:
+        reread = _hash_from_storage(temp, verify)
+    elif early is None or (reread := early.finish(temp, src_stat.st_size, verify())) is None:
+        # Not read back during the copy, or opened by another program meanwhile: all again.
+        reread = _hash_through_cache(temp, verify())
+        if reread != copied and early is not None and early.opened_by_others:
+            raise ChecksumMismatch(
+                dst,
+                copied,
+                reread,
+                "destination",
+                reason="the copy was modified while it was read back",
+            )
     if reread != copied:
         raise ChecksumMismatch(dst, copied, reread, "destination")
     if _changed(temp_fd, written):  # a write behind the read-back, which the hash cannot see
@@ -152,16 +239,85 @@ def _phase(progress, phase: str, total: int) -> Progress:
     return Progress(lambda done: progress(phase, done, total))
 
 
-def _copy_hashing(src_fd: int, temp_fd: int, meter: Progress) -> str:
+def _copy_hashing(
+    src_fd: int, temp_fd: int, meter: Progress, drop_written=True, on_written=None
+) -> str:
     advise(src_fd, "POSIX_FADV_SEQUENTIAL")
     digest = hashlib.sha256()
     meter.start()
-    with ChunkStream(src_fd, write_fd=temp_fd) as chunks:
+    stream = ChunkStream(src_fd, write_fd=temp_fd, drop_written=drop_written, on_written=on_written)
+    with stream as chunks:
         for chunk in chunks:  # already written to temp_fd when it arrives here
             digest.update(chunk)
             meter.add(len(chunk))
     meter.finish()
     return digest.hexdigest()
+
+
+class _EarlyReadBack:
+    """The read-back through the page cache, done while the copy is written (see _readback),
+    for files of EARLY_FROM bytes or more on local filesystems with inotify; possible() is
+    None elsewhere. `reading` is False when the reader could not start, and finish() gives
+    None when the whole file must be read back after all."""
+
+    EARLY_FROM = 4 * _pipeline.CHUNK_SIZE
+    OWN_OPENS = 2  # the temporary file's creation and the read-back's descriptor
+
+    @classmethod
+    def possible(cls, directory: Path, size: int):
+        """An instance watching `directory`, before the temporary file is created; or None."""
+        if size < cls.EARLY_FROM or filesystem_type(directory) not in _LOCAL_FILESYSTEMS:
+            return None
+        try:
+            return cls(_readback.OpenWatch(directory))
+        except OSError:  # e.g. no inotify instances left: read back after the copy
+            return None
+
+    def __init__(self, watch):
+        self._watch = watch
+        self._fd = -1
+        self._reader = None
+        self.opened_by_others = False
+
+    @property
+    def reading(self) -> bool:
+        return self._reader is not None
+
+    def open(self, temp: Path):
+        """Open the read-back's descriptor, then watch the file (after the copy's own opens)."""
+        try:
+            self._fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+            self._watch.watch(temp)
+        except OSError:
+            return
+        self._reader = _readback.ReadBack(self._fd)
+
+    def written(self, upto: int):
+        self._reader.written(upto)
+
+    def finish(self, temp: Path, size: int, meter: Progress) -> str | None:
+        if not self.reading or self._others(temp):
+            return None
+        digest = self._reader.finish(size, meter)
+        return None if self._others(temp) else digest
+
+    def _others(self, temp: Path) -> bool:
+        if not self.opened_by_others:
+            self.opened_by_others = self._watch.opened_by_others(temp.name, self.OWN_OPENS)
+        return self.opened_by_others
+
+    def close(self):
+        if self._reader is not None:
+            self._reader.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._watch.close()
+
+
+def _hash_through_cache(path: Path, meter: Progress) -> str:
+    """Hash the file as the system holds it (a new descriptor; what is cached is used)."""
+    return _hash_opened(path, os.O_RDONLY | os.O_CLOEXEC, meter)
 
 
 def _hash_from_storage(path: Path, new_meter) -> str:

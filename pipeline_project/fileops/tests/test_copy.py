@@ -24,6 +24,13 @@ MiB = 1 << 20
 SIZE = 3 * PROGRESS_EVERY + 4321  # several progress steps, not a multiple of any chunk
 
 
+@pytest.fixture(autouse=True, params=["storage", "cache"])
+def readback(request, monkeypatch):
+    """Every test runs with the copy read back from storage, then through the page cache."""
+    monkeypatch.setenv("FILEOPS_READBACK", request.param)
+    return request.param
+
+
 @pytest.fixture
 def src(tmp_path):
     path = tmp_path / "staging" / "sh010_comp_v003.exr"
@@ -213,6 +220,7 @@ def _refuse_direct_io(monkeypatch):
 def test_copy_verified_reads_back_from_storage_without_direct_io(
     src, dst, monkeypatch, unsupported
 ):
+    monkeypatch.setenv("FILEOPS_READBACK", "storage")
     if unsupported == "refused":
         _refuse_direct_io(monkeypatch)
     else:
@@ -229,6 +237,137 @@ def test_copy_verified_reads_back_from_storage_without_direct_io(
         copy_verified(src, other, progress=progress)
     assert caught.value.kind == "destination"
     assert_nothing_left(other)
+
+
+def spy_readbacks(monkeypatch) -> list[str]:
+    calls = []
+    for name, kind in (("_hash_from_storage", "storage"), ("_hash_through_cache", "cache")):
+        real = getattr(copy_module, name)
+
+        def spy(*args, _real=real, _kind=kind):
+            calls.append(_kind)
+            return _real(*args)
+
+        monkeypatch.setattr(copy_module, name, spy)
+    real_finish = copy_module._EarlyReadBack.finish
+
+    def finish(self, *args):
+        digest = real_finish(self, *args)
+        calls.append("during the copy" if digest is not None else "given up")
+        return digest
+
+    monkeypatch.setattr(copy_module._EarlyReadBack, "finish", finish)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("setting", "fs_type", "expected"),
+    [
+        ("auto", 0xEF53, "during the copy"),  # ext4
+        ("auto", 0x58465342, "during the copy"),  # xfs
+        ("auto", 0x6969, "storage"),  # NFS
+        ("auto", 0xFE534D42, "storage"),  # SMB2
+        ("auto", 0x65735546, "storage"),  # FUSE
+        ("auto", None, "storage"),  # cannot tell
+        ("", 0xEF53, "during the copy"),  # unset: auto
+        ("storage", 0xEF53, "storage"),
+        # Through the cache on a network filesystem: not during the copy, where inotify would
+        # not see another client's writes, but after it.
+        ("cache", 0x6969, "cache"),
+    ],
+)
+def test_the_read_back_comes_from_storage_on_network_filesystems_else_during_the_copy(
+    src, dst, monkeypatch, setting, fs_type, expected
+):
+    monkeypatch.setenv("FILEOPS_READBACK", setting)
+    monkeypatch.setattr(copy_module, "filesystem_type", lambda path: fs_type)
+    calls = spy_readbacks(monkeypatch)
+
+    assert copy_verified(src, dst) == sha256_of(src)
+
+    assert calls == [expected]
+
+
+def test_the_read_back_argument_wins_over_the_environment(src, dst, monkeypatch):
+    monkeypatch.setenv("FILEOPS_READBACK", "cache")
+    calls = spy_readbacks(monkeypatch)
+    copy_verified(src, dst, readback="storage")
+    assert calls == ["storage"]
+
+
+def test_the_local_disk_under_the_tests_is_recognised(tmp_path):
+    """The real statfs: the temp folder is on a local disk or tmpfs on these machines."""
+    assert copy_module.filesystem_type(tmp_path) in copy_module._LOCAL_FILESYSTEMS
+    assert copy_module.readback_mode(tmp_path, "auto") == "cache"
+    assert copy_module.filesystem_type(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("where", ["argument", "environment"])
+def test_an_unknown_read_back_mode_is_refused_before_anything_is_done(src, dst, monkeypatch, where):
+    if where == "environment":
+        monkeypatch.setenv("FILEOPS_READBACK", "tape")
+    with pytest.raises(ValueError, match="readback must be one of auto, storage, cache"):
+        copy_verified(src, dst, readback="tape" if where == "argument" else None)
+    assert not dst.parent.exists()
+
+
+def test_a_copy_read_back_during_the_copy_is_read_again_when_someone_else_opened_it(
+    src, dst, monkeypatch
+):
+    """An indexer or a backup opening the half-written file only reads it: the copy still
+    succeeds, but the hash taken during the copy is no proof any more, so it is read again."""
+    monkeypatch.setenv("FILEOPS_READBACK", "cache")
+    calls = spy_readbacks(monkeypatch)
+
+    def progress(phase, done, total):
+        if phase == "copy" and done >= PROGRESS_EVERY and not calls:
+            with open(parts(dst)[0], "rb") as reader:
+                reader.read(4096)
+            calls.append("opened")
+
+    assert copy_verified(src, dst, progress=progress) == sha256_of(src)
+    assert calls == ["opened", "given up", "cache"]
+
+
+def test_a_byte_changed_after_it_was_read_back_during_the_copy_is_detected(src, dst, monkeypatch):
+    monkeypatch.setenv("FILEOPS_READBACK", "cache")
+    calls = spy_readbacks(monkeypatch)
+
+    def progress(phase, done, total):
+        if phase == "copy" and done >= 2 * PROGRESS_EVERY and not calls:
+            flip_byte(parts(dst)[0], 10)  # read back long ago, right behind the writer
+            calls.append("flipped")
+
+    with pytest.raises(ChecksumMismatch) as caught:
+        copy_verified(src, dst, expected_sha256=sha256_of(src), progress=progress)
+
+    assert calls == ["flipped", "given up", "cache"]
+    assert caught.value.kind == "destination"
+    assert "modified while it was read back" in str(caught.value)
+    assert_nothing_left(dst)
+
+
+def test_without_inotify_the_copy_is_read_back_after_it_is_written(src, dst, monkeypatch):
+    monkeypatch.setenv("FILEOPS_READBACK", "cache")
+
+    def no_instances_left(directory):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(copy_module._readback, "OpenWatch", no_instances_left)
+    calls = spy_readbacks(monkeypatch)
+
+    assert copy_verified(src, dst) == sha256_of(src)
+    assert calls == ["cache"]
+
+
+def test_small_files_are_read_back_after_the_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("FILEOPS_READBACK", "cache")
+    small = tmp_path / "small.bin"
+    write_random(small, copy_module._EarlyReadBack.EARLY_FROM - 1)
+    calls = spy_readbacks(monkeypatch)
+
+    assert copy_verified(small, tmp_path / "out" / "small.bin") == sha256_of(small)
+    assert calls == ["cache"]
 
 
 def test_checksum_mismatch_survives_pickling(tmp_path):
