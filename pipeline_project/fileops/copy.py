@@ -192,7 +192,10 @@ def _copy_and_verify(
     where `early` (an _EarlyReadBack) could start, else after it."""
     meter = _phase(progress, "copy", src_stat.st_size)
     on_written = early.written if early is not None and early.reading else None
-    copied = _copy_hashing(src_fd, temp_fd, meter, from_storage, on_written)
+    # Pages written back leave the cache once they were read back (or when that is done after
+    # the copy from storage): a copy of hundreds of GB does not push everything else out.
+    drop = from_storage or on_written is not None
+    copied = _copy_hashing(src_fd, temp_fd, meter, drop, on_written)
     if expected is not None and copied != expected:
         raise ChecksumMismatch(src, expected, copied, "source")
     if expected is None and _changed(src_fd, src_stat):
