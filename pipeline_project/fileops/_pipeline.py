@@ -204,16 +204,20 @@ class WriteBehind:
         self._fd = fd
         self._drop = drop
         self._written = self._started = 0
+        self._unsupported = _sync_file_range is None
         self._previous: tuple[int, int] | None = None
 
     def wrote(self, length: int):
         self._written += length
-        if _sync_file_range is None or self._written - self._started < WRITEBACK_EVERY:
+        if self._unsupported or self._written - self._started < WRITEBACK_EVERY:
             return
         window = (self._started, self._written - self._started)
-        _sync_file_range(self._fd, *window, _SYNC_FILE_RANGE_WRITE)
+        if not _checked_sync_file_range(self._fd, *window, _SYNC_FILE_RANGE_WRITE):
+            self._unsupported = True
+            return
         if self._previous is not None:
-            _sync_file_range(self._fd, *self._previous, _SYNC_FILE_RANGE_WAIT_ALL)
+            # A write error is reported once per descriptor: here, not again by the fsync.
+            _checked_sync_file_range(self._fd, *self._previous, _SYNC_FILE_RANGE_WAIT_ALL)
             if self._drop:
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(self._fd, *self._previous, os.POSIX_FADV_DONTNEED)
@@ -293,6 +297,19 @@ _sync_file_range = libc_function(
     "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
 )
 _SYNC_FILE_RANGE_WRITE = 2
+
+
+def _checked_sync_file_range(fd: int, offset: int, length: int, flags: int) -> bool:
+    """sync_file_range(2); False where the filesystem does not support it, OSError when
+    writing back failed (EIO, ENOSPC, ...)."""
+    if _sync_file_range(fd, offset, length, flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE):
+        return False
+    raise OSError(code, f"writing the copy back to storage failed: {os.strerror(code)}")
+
+
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER
 
 

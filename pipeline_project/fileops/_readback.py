@@ -6,11 +6,19 @@ that writes it, on another core, so the copy and its verification take little mo
 the copy alone.
 
 Reading back early leaves one gap: a part already verified could be changed afterwards by
-another program, and the hash would not see it. To change the file, a program has to open it
+another program, and the hash would not see it. To write to the file, a program has to open it
 first, so OpenWatch (inotify) watches the folder before the temporary file is created and the
-file itself once it exists: if anyone but the copy opened it, copy.py reads the whole file back
-once more after the copy. inotify only sees what this machine does, so this is only done on
-local filesystems (a remote client of an NFS or SMB share could write unseen).
+file itself (through the copy's descriptor) right after: if anyone but the copy opened it,
+copy.py reads the whole file back once more after the copy. What needs no open is checked by
+copy.py itself: the size and holes (truncate(2) by name) and the file under the temporary name
+(rename(2) over it). inotify only sees what this machine does, so this is only done on local
+filesystems (a remote client of an NFS or SMB share could write unseen).
+
+inotify merges an event into the previous one when both are the same and the first is unread,
+so the folder's IN_OPEN events for the name cannot be counted exactly: one (the creation) is
+the copy's own, and another program's open in the microseconds between the creation and the
+watch on the file may merge into it. Any open after that shows as an event on the file's watch,
+which the copy never opens again.
 """
 
 import contextlib
@@ -33,7 +41,6 @@ _ALIGN = 4096  # reads in whole pages
 _IN_OPEN = 0x20
 _IN_Q_OVERFLOW = 0x4000
 _IN_ONLYDIR = 0x01000000
-_IN_DONT_FOLLOW = 0x02000000
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
 
 _inotify_init1 = libc_function("inotify_init1", ctypes.c_int)
@@ -46,8 +53,8 @@ class OpenWatch:
     """Tells whether anyone opened a file besides the opens the caller counts as its own.
 
     Create it before the file exists (it watches the folder, so an open right after creation
-    is seen), call watch() on the file once the caller's own opens are done (it then sees
-    opens by any path, hard links included), and ask opened_by_others() at the end.
+    is seen), call watch_fd() as soon as the file is created (it then sees opens by any path,
+    hard links and /proc included), and ask opened_by_others() at the end.
     """
 
     def __init__(self, directory):
@@ -72,12 +79,14 @@ class OpenWatch:
             raise OSError(code, os.strerror(code), os.fspath(path))
         return wd
 
-    def watch(self, path):
-        self._file = self._add(path, _IN_OPEN | _IN_DONT_FOLLOW)
+    def watch_fd(self, fd: int):
+        """Watch the file open as `fd` (its inode, by whatever name it is opened later)."""
+        self._file = self._add(f"/proc/self/fd/{fd}", _IN_OPEN)
 
     def opened_by_others(self, name: str, own_opens: int) -> bool:
-        """True when `name` in the folder was opened more than `own_opens` times before the
-        file was watched, or at all since; also when that cannot be told (events lost)."""
+        """True when `name` in the folder was seen opened more than `own_opens` times
+        (merged events count once), or the file at all since watch_fd(); also when that
+        cannot be told (events lost)."""
         try:
             while chunk := os.read(self._fd, 1 << 16):
                 self._buffer += chunk
@@ -106,8 +115,9 @@ class OpenWatch:
 
 
 class ReadBack:
-    """Reads `fd` back from the start, up to what written() allows, and hashes it: a reader
-    thread and a hashing thread over a few page-aligned buffers."""
+    """Reads `fd` back from the start with pread (the writer's file offset stays as it is), up
+    to what written() allows, and hashes it: a reader thread and a hashing thread over a few
+    page-aligned buffers. `fd` stays the caller's to close."""
 
     def __init__(self, fd: int):
         self._fd = fd

@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 from . import _pipeline, _readback
@@ -120,7 +121,10 @@ def filesystem_type(path) -> int | None:
     buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
     if _statfs(os.fsencode(path), buffer) != 0:
         return None
-    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF  # f_type comes first
+    value = ctypes.c_ulong.from_buffer(buffer).value  # f_type comes first: a long...
+    if sys.byteorder == "big" and value > 0xFFFFFFFF:
+        value >>= 32  # ... but 4 bytes on s390x, followed by f_bsize
+    return value & 0xFFFFFFFF
 
 
 _statfs = libc_function("statfs", ctypes.c_char_p, ctypes.c_void_p)
@@ -151,11 +155,16 @@ def copy_verified(src, dst, expected_sha256=None, progress=None, readback=None) 
         from_storage = readback_mode(dst.parent, readback) == "storage"
         _check_free_space(dst.parent, src_stat.st_size)
         early = None if from_storage else _EarlyReadBack.possible(dst.parent, src_stat.st_size)
-        temp, temp_fd = _create_part(dst)
+        try:
+            temp, temp_fd = _create_part(dst)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
         try:
             try:
                 if early is not None:
-                    early.open(temp)
+                    early.open(temp_fd)
                 sha256 = _copy_and_verify(
                     src,
                     src_fd,
@@ -169,9 +178,11 @@ def copy_verified(src, dst, expected_sha256=None, progress=None, readback=None) 
                     early,
                 )
             finally:
-                if early is not None:
-                    early.close()
-                os.close(temp_fd)
+                try:
+                    if early is not None:
+                        early.close()
+                finally:
+                    os.close(temp_fd)
             place_new(temp, dst)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -223,6 +234,14 @@ def _copy_and_verify(
             )
     if reread != copied:
         raise ChecksumMismatch(dst, copied, reread, "destination")
+    if written.st_size != src_stat.st_size or _has_hole(temp_fd, written.st_size):
+        raise ChecksumMismatch(  # truncate(2) by name: no open, so nothing else can tell
+            dst,
+            copied,
+            reread,
+            "destination",
+            reason="the copy was truncated or extended by another program",
+        )
     if _changed(temp_fd, written):  # a write behind the read-back, which the hash cannot see
         raise ChecksumMismatch(
             dst,
@@ -233,6 +252,15 @@ def _copy_and_verify(
         )
     os.fchmod(temp_fd, stat.S_IMODE(src_stat.st_mode) & 0o777)
     os.utime(temp_fd, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns))
+    at_name = os.lstat(temp)  # the name is what gets linked into place: still this file?
+    if (at_name.st_dev, at_name.st_ino) != (written.st_dev, written.st_ino):
+        raise ChecksumMismatch(
+            dst,
+            copied,
+            reread,
+            "destination",
+            reason="the temporary file was replaced by another program",
+        )
     return copied
 
 
@@ -264,7 +292,7 @@ class _EarlyReadBack:
     None when the whole file must be read back after all."""
 
     EARLY_FROM = 4 * _pipeline.CHUNK_SIZE
-    OWN_OPENS = 2  # the temporary file's creation and the read-back's descriptor
+    OWN_OPENS = 1  # the temporary file's creation; the read-back uses its descriptor
 
     @classmethod
     def possible(cls, directory: Path, size: int):
@@ -278,7 +306,6 @@ class _EarlyReadBack:
 
     def __init__(self, watch):
         self._watch = watch
-        self._fd = -1
         self._reader = None
         self.opened_by_others = False
 
@@ -286,14 +313,14 @@ class _EarlyReadBack:
     def reading(self) -> bool:
         return self._reader is not None
 
-    def open(self, temp: Path):
-        """Open the read-back's descriptor, then watch the file (after the copy's own opens)."""
+    def open(self, temp_fd: int):
+        """Watch the file just created (through its descriptor: that very file, whatever
+        happens to its name) and start reading it back."""
         try:
-            self._fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
-            self._watch.watch(temp)
-        except OSError:
+            self._watch.watch_fd(temp_fd)
+        except OSError:  # no /proc, or no watches left: read back after the copy
             return
-        self._reader = _readback.ReadBack(self._fd)
+        self._reader = _readback.ReadBack(temp_fd)
 
     def written(self, upto: int):
         self._reader.written(upto)
@@ -310,12 +337,11 @@ class _EarlyReadBack:
         return self.opened_by_others
 
     def close(self):
-        if self._reader is not None:
-            self._reader.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self._watch.close()
+        try:
+            if self._reader is not None:
+                self._reader.close()
+        finally:
+            self._watch.close()
 
 
 def _hash_through_cache(path: Path, meter: Progress) -> str:
@@ -357,6 +383,18 @@ def _hash_opened(path: Path, flags: int, meter: Progress, drop_cache=False) -> s
         os.close(fd)
 
 
+def _has_hole(fd: int, size: int) -> bool:
+    """Whether the file has a hole before `size`: a copy writes every byte, so only a truncation
+    that the copy then wrote past can have made one. False where holes cannot be told."""
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if seek_hole is None or size == 0:
+        return False
+    try:
+        return os.lseek(fd, 0, seek_hole) < size
+    except OSError:
+        return False
+
+
 def _changed(fd: int, before: os.stat_result) -> bool:
     after = os.fstat(fd)
     return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
@@ -389,7 +427,8 @@ def _create_part(dst: Path) -> tuple[Path, int]:
         temp = dst.parent / f"{part_prefix(dst)}{secrets.token_hex(6)}"
         try:
             # 0600 until verified: nobody reads a half-written file by accident.
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            # Read-write: the read-back during the copy reads through the same descriptor.
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:
             continue
         return temp, fd

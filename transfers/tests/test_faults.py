@@ -229,13 +229,17 @@ def signal_tree(pids, sig):
             os.kill(pid, sig)
 
 
-def wait_for_copy(transfer, timeout=60):
+def wait_for_copy(transfer, folder, timeout=60):
+    """Until the copy's temporary file holds its first MiB: a few hundredths of a second into
+    a copy of several hundred MiB (its progress in the JobRun is written only twice a second,
+    by when a fast disk has done most of it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = JobRun.objects.filter(name=f"Copy {transfer.reference} to production").first()
-        if run and run.done > 0:
-            return run
-        time.sleep(0.02)
+        with contextlib.suppress(FileNotFoundError):
+            if run and any(p.stat().st_size >= 1 << 20 for p in folder.glob(".*.part-*")):
+                return run
+        time.sleep(0.002)
     raise AssertionError("the copy never started")
 
 
@@ -247,7 +251,7 @@ def test_a_copy_killed_midway_leaves_nothing_under_the_final_name_and_a_rerun_co
     final = roots.PRODUCTION_ROOT / "dragon" / transfer.reference / "plate.exr"
 
     worker = start_worker(rq_worker, "transfer")
-    wait_for_copy(transfer)
+    wait_for_copy(transfer, final.parent)
     signal_tree(process_tree(worker.pid), signal.SIGKILL)
     worker.wait()
 
@@ -280,7 +284,7 @@ def test_a_destination_byte_changed_during_the_copy_is_detected(
     folder = roots.PRODUCTION_ROOT / "dragon" / transfer.reference
 
     worker = start_worker(rq_worker, "transfer")
-    wait_for_copy(transfer)
+    wait_for_copy(transfer, folder)
     workers = process_tree(worker.pid)
     signal_tree(workers, signal.SIGSTOP)  # freeze the copy mid-way: the test is not a race
     try:

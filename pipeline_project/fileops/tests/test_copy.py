@@ -1,9 +1,11 @@
+import ctypes
 import errno
 import hashlib
 import os
 import pickle
 import signal
 import threading
+import time
 import tracemalloc
 
 import pytest
@@ -295,10 +297,13 @@ def test_the_read_back_argument_wins_over_the_environment(src, dst, monkeypatch)
     assert calls == ["storage"]
 
 
-def test_the_local_disk_under_the_tests_is_recognised(tmp_path):
-    """The real statfs: the temp folder is on a local disk or tmpfs on these machines."""
-    assert copy_module.filesystem_type(tmp_path) in copy_module._LOCAL_FILESYSTEMS
-    assert copy_module.readback_mode(tmp_path, "auto") == "cache"
+def test_the_real_filesystem_type_decides_auto(tmp_path):
+    """The real statfs (no monkeypatch): a type for an existing folder, none for a missing
+    one, and auto follows it."""
+    kind = copy_module.filesystem_type(tmp_path)
+    assert kind is not None and kind > 0
+    local = kind in copy_module._LOCAL_FILESYSTEMS
+    assert copy_module.readback_mode(tmp_path, "auto") == ("cache" if local else "storage")
     assert copy_module.filesystem_type(tmp_path / "missing") is None
 
 
@@ -329,13 +334,33 @@ def test_a_copy_read_back_during_the_copy_is_read_again_when_someone_else_opened
     assert calls == ["opened", "given up", "cache"]
 
 
+def capture_readers(monkeypatch) -> list:
+    readers, real_init = [], copy_module._readback.ReadBack.__init__
+
+    def init(self, *args):
+        real_init(self, *args)
+        readers.append(self)
+
+    monkeypatch.setattr(copy_module._readback.ReadBack, "__init__", init)
+    return readers
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
 def test_a_byte_changed_after_it_was_read_back_during_the_copy_is_detected(src, dst, monkeypatch):
     monkeypatch.setenv("FILEOPS_READBACK", "cache")
+    readers = capture_readers(monkeypatch)
     calls = spy_readbacks(monkeypatch)
 
     def progress(phase, done, total):
         if phase == "copy" and done >= 2 * PROGRESS_EVERY and not calls:
-            flip_byte(parts(dst)[0], 10)  # read back long ago, right behind the writer
+            wait_until(lambda: readers[0].verified >= MiB)  # read back, hashed: the hash
+            flip_byte(parts(dst)[0], 10)  # taken during the copy cannot see this
             calls.append("flipped")
 
     with pytest.raises(ChecksumMismatch) as caught:
@@ -345,6 +370,81 @@ def test_a_byte_changed_after_it_was_read_back_during_the_copy_is_detected(src, 
     assert caught.value.kind == "destination"
     assert "modified while it was read back" in str(caught.value)
     assert_nothing_left(dst)
+
+
+@pytest.mark.parametrize("new_size", [4096, 3 * SIZE])
+def test_a_copy_truncated_or_extended_by_name_during_the_copy_is_detected(
+    tmp_path, dst, monkeypatch, readback, new_size
+):
+    """truncate(2) by name needs no open, so inotify cannot see it: the size and the holes
+    tell (bytes cut off and then written past are a hole of zeros)."""
+    src = tmp_path / "big.exr"
+    write_random(src, 8 * PROGRESS_EVERY)  # the writer cannot be done when it is cut
+    readers = capture_readers(monkeypatch)
+    truncated = []
+
+    def progress(phase, done, total):
+        if phase == "copy" and done >= PROGRESS_EVERY and not truncated:
+            part = parts(dst)[0]
+            if readers:  # the writer stalls while this callback runs: let the reader catch up
+                wait_until(lambda: readers[0].verified >= os.path.getsize(part) >= 4 * MiB)
+            truncated.append(os.path.getsize(part))
+            os.truncate(part, new_size)
+
+    with pytest.raises(ChecksumMismatch) as caught:
+        copy_verified(src, dst, progress=progress)
+
+    assert truncated and truncated[0] < 8 * PROGRESS_EVERY
+    assert caught.value.kind == "destination"
+    if readback == "cache":  # the hash taken during the copy saw the bytes before the cut
+        assert "truncated or extended by another program" in str(caught.value)
+    assert_nothing_left(dst)
+
+
+def test_a_file_renamed_over_the_temporary_name_is_not_placed(src, dst, tmp_path, readback):
+    intruder = tmp_path / "production" / "intruder"
+
+    def progress(phase, done, total):
+        if phase == "copy" and done >= PROGRESS_EVERY and not intruder.exists():
+            intruder.write_bytes(b"not the approved bytes")
+            os.rename(intruder, parts(dst)[0])
+
+    with pytest.raises(ChecksumMismatch) as caught:
+        copy_verified(src, dst, progress=progress)
+
+    assert caught.value.kind == "destination"
+    if readback == "cache":
+        assert "replaced by another program" in str(caught.value)
+    assert not os.path.lexists(dst)
+
+
+def fake_sync_file_range(code):
+    def sync_file_range(fd, offset, length, flags):
+        ctypes.set_errno(code)
+        return -1
+
+    return sync_file_range
+
+
+def test_a_write_back_error_fails_the_copy(src, dst, monkeypatch):
+    """sync_file_range reports a write error once: the fsync after it would not."""
+    monkeypatch.setattr(copy_module._pipeline, "WRITEBACK_EVERY", 2 * MiB)
+    monkeypatch.setattr(copy_module._pipeline, "_sync_file_range", fake_sync_file_range(errno.EIO))
+
+    with pytest.raises(OSError) as caught:
+        copy_verified(src, dst)
+
+    assert caught.value.errno == errno.EIO
+    assert "writing the copy back to storage failed" in str(caught.value)
+    assert_nothing_left(dst)
+
+
+def test_a_filesystem_without_sync_file_range_still_copies(src, dst, monkeypatch):
+    monkeypatch.setattr(copy_module._pipeline, "WRITEBACK_EVERY", 2 * MiB)
+    monkeypatch.setattr(
+        copy_module._pipeline, "_sync_file_range", fake_sync_file_range(errno.EINVAL)
+    )
+    assert copy_verified(src, dst) == sha256_of(src)
 
 
 def test_without_inotify_the_copy_is_read_back_after_it_is_written(src, dst, monkeypatch):
@@ -501,9 +601,10 @@ def test_copy_verified_refuses_a_malformed_expected_hash(src, dst):
     assert not dst.parent.exists()
 
 
-def test_copy_verified_interrupted_removes_its_temporary_file(src, dst):
+@pytest.mark.parametrize(("when", "at"), [("copy", PROGRESS_EVERY), ("verify", PROGRESS_EVERY)])
+def test_copy_verified_interrupted_removes_its_temporary_file(src, dst, when, at):
     def progress(phase, done, total):
-        if phase == "copy" and done >= PROGRESS_EVERY:
+        if phase == when and done >= at:
             assert parts(dst)  # the temporary file exists at this point
             raise KeyboardInterrupt
 
