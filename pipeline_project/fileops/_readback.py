@@ -152,7 +152,7 @@ class ReadBack:
             self._changed.notify_all()
 
     def finish(self, size: int, meter) -> str:
-        """Read back the rest of a `size`-byte copy (all of it is on storage now), counting
+        """Read back the rest of a `size`-byte copy (all of it is written now), counting
         verified bytes on `meter` from the caller's thread; the hex SHA-256 read back."""
         meter.start()
         with self._changed:
