@@ -225,43 +225,28 @@ def _copy_and_verify(
         # Not read back during the copy, or opened by another program meanwhile: all again.
         reread = _hash_through_cache(temp, verify())
         if reread != copied and early is not None and early.opened_by_others:
-            raise ChecksumMismatch(
-                dst,
-                copied,
-                reread,
-                "destination",
-                reason="the copy was modified while it was read back",
-            )
+            raise _destination(dst, copied, reread, "the copy was modified while it was read back")
     if reread != copied:
-        raise ChecksumMismatch(dst, copied, reread, "destination")
+        raise _destination(dst, copied, reread)
     if written.st_size != src_stat.st_size or _has_hole(temp_fd, written.st_size):
-        raise ChecksumMismatch(  # truncate(2) by name: no open, so nothing else can tell
-            dst,
-            copied,
-            reread,
-            "destination",
-            reason="the copy was truncated or extended by another program",
+        # truncate(2) by name: no open, so nothing else can tell
+        raise _destination(
+            dst, copied, reread, "the copy was truncated or extended by another program"
         )
     if _changed(temp_fd, written):  # a write behind the read-back, which the hash cannot see
-        raise ChecksumMismatch(
-            dst,
-            copied,
-            reread,
-            "destination",
-            reason="the copy was modified while it was read back",
-        )
+        raise _destination(dst, copied, reread, "the copy was modified while it was read back")
     os.fchmod(temp_fd, stat.S_IMODE(src_stat.st_mode) & 0o777)
     os.utime(temp_fd, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns))
     at_name = os.lstat(temp)  # the name is what gets linked into place: still this file?
     if (at_name.st_dev, at_name.st_ino) != (written.st_dev, written.st_ino):
-        raise ChecksumMismatch(
-            dst,
-            copied,
-            reread,
-            "destination",
-            reason="the temporary file was replaced by another program",
+        raise _destination(
+            dst, copied, reread, "the temporary file was replaced by another program"
         )
     return copied
+
+
+def _destination(dst, copied: str, reread: str, reason: str = "") -> ChecksumMismatch:
+    return ChecksumMismatch(dst, copied, reread, "destination", reason=reason)
 
 
 def _phase(progress, phase: str, total: int) -> Progress:
