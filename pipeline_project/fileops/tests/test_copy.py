@@ -316,18 +316,28 @@ def test_an_unknown_read_back_mode_is_refused_before_anything_is_done(src, dst, 
     assert not dst.parent.exists()
 
 
+@pytest.mark.parametrize("by", ["its name", "a hard link elsewhere"])
 def test_a_copy_read_back_during_the_copy_is_read_again_when_someone_else_opened_it(
-    src, dst, monkeypatch
+    src, dst, tmp_path, monkeypatch, by
 ):
     """An indexer or a backup opening the half-written file only reads it: the copy still
-    succeeds, but the hash taken during the copy is no proof any more, so it is read again."""
+    succeeds, but the hash taken during the copy is no proof any more, so it is read again.
+    Opened through a hard link in another folder, only the watch on the file itself sees it."""
     monkeypatch.setenv("FILEOPS_READBACK", "cache")
     calls = spy_readbacks(monkeypatch)
+    elsewhere = tmp_path / "production" / "elsewhere"
+    elsewhere.mkdir(parents=True)
 
     def progress(phase, done, total):
         if phase == "copy" and done >= PROGRESS_EVERY and not calls:
-            with open(parts(dst)[0], "rb") as reader:
+            path = parts(dst)[0]
+            if by != "its name":
+                os.link(path, elsewhere / "link")
+                path = elsewhere / "link"
+            with open(path, "rb") as reader:
                 reader.read(4096)
+            if by != "its name":
+                os.unlink(path)
             calls.append("opened")
 
     assert copy_verified(src, dst, progress=progress) == sha256_of(src)
