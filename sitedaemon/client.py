@@ -212,30 +212,41 @@ class Client:
             sock = self._connect()
             data = memoryview(b"".join(requests))
             self.sent += len(requests)
-            sent, deadline = 0, time.monotonic() + self.timeout
-            while sent < len(data):
-                readable, writable, _ = select.select([sock], [sock], [], SEND_POLL)
-                if readable:
-                    if not self._read_some(sock):
-                        return  # closed by the server: receive() reads what came first
-                    deadline = time.monotonic() + self.timeout
-                if writable:
-                    try:
-                        sent += sock.send(data[sent : sent + SEND_SLICE])
-                    except (BlockingIOError, InterruptedError, *_ssl_want):
-                        continue
-                    deadline = time.monotonic() + self.timeout
-                elif not readable and time.monotonic() > deadline:
-                    raise RequestError("timed out")
+            # Non-blocking while both ways are in use: a TLS read would otherwise wait for a
+            # whole record of application data (after a session ticket, say), a TLS write for
+            # all of its slice to go out.
+            sock.setblocking(False)
+            try:
+                self._send_reading(sock, data)
+            finally:
+                if self._sock is sock:
+                    sock.settimeout(self.timeout)
         except (OSError, ValueError) as exc:
             self._failed(exc)
+
+    def _send_reading(self, sock, data: memoryview):
+        sent, deadline = 0, time.monotonic() + self.timeout
+        while sent < len(data):
+            readable, writable, _ = select.select([sock], [sock], [], SEND_POLL)
+            if readable:
+                if not self._read_some(sock):
+                    return  # closed by the server: receive() reads what came first
+                deadline = time.monotonic() + self.timeout
+            if writable:
+                try:  # after a TLS "want", the same bytes again (as OpenSSL requires)
+                    sent += sock.send(data[sent : sent + SEND_SLICE])
+                except (BlockingIOError, InterruptedError, *_ssl_want):
+                    continue
+                deadline = time.monotonic() + self.timeout
+            elif not readable and time.monotonic() > deadline:
+                raise RequestError("timed out")
 
     def _read_some(self, sock) -> bool:
         """Read what has arrived into the buffer; False at the end of the stream."""
         try:
             data = sock.recv(RECEIVE)
         except (BlockingIOError, InterruptedError, *_ssl_want):
-            return True  # TLS: part of a record, the rest comes later
+            return True  # TLS: part of a record, or no application data in it
         _quick_ack(sock)
         if not data:
             return False

@@ -3,6 +3,8 @@
 import hashlib
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -228,15 +230,39 @@ def test_answers_written_in_pieces_are_not_held_up_by_delayed_acks():
     assert sorted(took)[len(took) // 2] < 0.02, took
 
 
-def test_answers_are_read_while_a_long_pipeline_is_written():
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for localhost: (certificate file, key file)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_answers_are_read_while_a_long_pipeline_is_written(scheme, certificate, monkeypatch):
     """A server that answers each request before it reads the next stops reading once its
     answers fill the socket buffers: the client must read them as it writes, or both wait."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
     port, count, padding = listener.getsockname()[1], 1500, b"x" * 8192
+    if scheme == "https":
+        server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_side.load_cert_chain(*certificate)
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the client trusts it
 
     def serve():
         conn, _ = listener.accept()
+        if scheme == "https":
+            conn = server_side.wrap_socket(conn, server_side=True)
         with conn, conn.makefile("rb") as requests:
             for _ in range(count):
                 length = 0
@@ -251,7 +277,7 @@ def test_answers_are_read_while_a_long_pipeline_is_written():
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    client = Client(f"http://127.0.0.1:{port}", "key", timeout=5)
+    client = Client(f"{scheme}://localhost:{port}", "key", timeout=5)
     pad = "y" * 8192
     client.send([client.json_request("/files/", {"n": n, "pad": pad}) for n in range(count)])
     answers = []
