@@ -51,6 +51,18 @@ def project(db):
 
 
 @pytest.fixture
+def sg_shot(roots, shotgrid_settings, project):
+    """Shot sh0010 of a ShotGrid project "Dragon" linked to `project`, delivered to inline
+    without clamd; the Mockgun entity."""
+    roots.JOBS_INLINE, roots.CLAMD_SOCKET, roots.CLAMD_HOST = True, "", ""
+    sg_project = shotgrid_settings.create("Project", {"name": "Dragon"})
+    shot = shotgrid_settings.create("Shot", {"code": "sh0010", "project": sg_project})
+    project.shotgrid_id = sg_project["id"]
+    project.save()
+    return shot
+
+
+@pytest.fixture
 def new_transfer(roots, people, project):
     from transfers import services
 

@@ -20,14 +20,9 @@ def approve_all(transfer, people):
 
 
 def test_delivery_creates_a_shotgrid_version_on_the_linked_shot(
-    roots, shotgrid_settings, new_transfer, people, project
+    roots, shotgrid_settings, sg_shot, new_transfer, people, project
 ):
     sg = shotgrid_settings
-    roots.JOBS_INLINE, roots.CLAMD_SOCKET, roots.CLAMD_HOST = True, "", ""
-    sg_project = sg.create("Project", {"name": "Dragon"})
-    sg_shot = sg.create("Shot", {"code": "sh0010", "project": sg_project})
-    project.shotgrid_id = sg_project["id"]
-    project.save()
     shot = ShotFactory(sequence__project=project, code="sh0010", shotgrid_id=sg_shot["id"])
 
     transfer = approve_all(new_transfer(shot=shot), people)

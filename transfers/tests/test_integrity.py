@@ -199,14 +199,9 @@ def test_each_transition_is_e_mailed_to_the_next_role(roots, new_transfer, peopl
 
 
 def test_a_failed_shotgrid_delivery_waits_for_it_and_can_be_retried(
-    roots, shotgrid_settings, new_transfer, people, project, as_user
+    roots, shotgrid_settings, sg_shot, new_transfer, people, project, as_user
 ):
     sg = shotgrid_settings
-    roots.JOBS_INLINE, roots.CLAMD_SOCKET, roots.CLAMD_HOST = True, "", ""
-    sg_project = sg.create("Project", {"name": "Dragon"})
-    sg_shot = sg.create("Shot", {"code": "sh0010", "project": sg_project})
-    project.shotgrid_id = sg_project["id"]
-    project.save()
     shot = ShotFactory(sequence__project=project, code="sh0010", shotgrid_id=sg_shot["id"] + 50)
 
     transfer = submit_and_approve(new_transfer(shot=shot), people)
