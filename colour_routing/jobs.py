@@ -75,6 +75,23 @@ def _send(job, media) -> tuple[str, str]:
     return backend.send(source, target, expected_sha256=media.sha256, progress=progress), relative
 
 
+def _system_move(locked, state, verb, fields, **after):
+    """Move a locked file to `state` on behalf of a job (no actor), setting `fields` and
+    clearing the reason; audited with `after`."""
+    before = locked.state
+    locked.state, locked.state_reason = state, ""
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=["state", "state_reason", *fields, "updated_at"])
+    record(
+        actor=None,
+        verb=verb,
+        target=locked,
+        before={"state": before},
+        after={"state": state, **after},
+    )
+
+
 def _transfer_interrupted(job, media, exc):
     TransferJob.objects.filter(pk=job.pk).update(status=TransferJob.Status.RETRYING, error=str(exc))
     MediaFile.objects.filter(pk=media.pk).update(
@@ -94,18 +111,13 @@ def _transfer_verified(job, media, verified, relative):
         )
         if locked.state != State.TRANSFERRING:
             return
-        locked.state, locked.destination_path, locked.state_reason = (
+        _system_move(
+            locked,
             State.TRANSFERRED,
-            relative,
-            "",
-        )
-        locked.save(update_fields=["state", "destination_path", "state_reason", "updated_at"])
-        record(
-            actor=None,
-            verb="colour.file.complete_transfer",
-            target=locked,
-            before={"state": State.TRANSFERRING},
-            after={"state": State.TRANSFERRED, "verified_sha256": verified, "backend": job.backend},
+            "colour.file.complete_transfer",
+            {"destination_path": relative},
+            verified_sha256=verified,
+            backend=job.backend,
         )
 
 
@@ -183,18 +195,13 @@ def _mam_delivered(media, target, reference):
         locked = MediaFile.objects.select_for_update().get(pk=media.pk)
         if locked.state != State.IN_PROGRESS:
             return
-        locked.state, locked.mam_reference, locked.state_reason = (
+        _system_move(
+            locked,
             State.DELIVERED_TO_MAM,
-            reference,
-            "",
-        )
-        locked.save(update_fields=["state", "mam_reference", "state_reason", "updated_at"])
-        record(
-            actor=None,
-            verb="colour.file.deliver",
-            target=locked,
-            before={"state": State.IN_PROGRESS},
-            after={"state": State.DELIVERED_TO_MAM, "target": target, "reference": reference},
+            "colour.file.deliver",
+            {"mam_reference": reference},
+            target=target,
+            reference=reference,
         )
 
 
