@@ -236,7 +236,7 @@ class Worker:
         if (limit := self.client.per_connection) is not None:
             sent = self.client.sent if self.client.connected else 0
             if sent >= limit and not self.in_flight:
-                self.client.per_connection = limit = None  # it did not close: no limit
+                self.client.per_connection = None  # it did not close: no limit
             elif sent >= limit:
                 return False  # the server closes this connection after the answers due
             else:

@@ -36,7 +36,6 @@ from ._pipeline import CHUNK_SIZE, PROGRESS_EVERY, _pread_full, libc_function
 PROGRESS_STEP = PROGRESS_EVERY
 
 BUFFER_COUNT = 4
-_ALIGN = 4096  # reads in whole pages
 
 _IN_OPEN = 0x20
 _IN_Q_OVERFLOW = 0x4000
@@ -208,15 +207,11 @@ class ReadBack:
                 if index is None:
                     break
                 wanted = min(CHUNK_SIZE, limit - offset)
-                aligned = min(CHUNK_SIZE, -(-wanted // _ALIGN) * _ALIGN)
-                view = memoryview(self._buffers[index])[:aligned]
-                got = _pread_full(self._fd, view, offset)
-                view.release()
-                length = min(got, wanted)
-                if length < wanted:  # shorter than what was written
-                    self._full.put((index, length))
-                    break
+                with memoryview(self._buffers[index]) as view:
+                    length = _pread_full(self._fd, view[:wanted], offset)
                 self._full.put((index, length))
+                if length < wanted:  # shorter than what was written: the hash will differ
+                    break
                 offset += length
         except BaseException as exc:
             self._fail(exc)
